@@ -1,0 +1,3 @@
+from alphaloop.cli import main
+
+main()
