@@ -1,0 +1,139 @@
+"""Benchmark of the backtest engine: time per backtest, from positions to metrics (and trades).
+
+Run: ``PYTHONPATH=src python benchmarks/bench_engine.py [--repeat N]``
+
+Data: the embedded GOOG sample (`alphaloop.data.load("GOOG")`) if available, else a seeded
+random walk of 2,148 daily bars; the 10x case tiles the same bars' returns to 21,480 bars.
+Positions: an SMA(20)/SMA(50) long/short crossover scaled by a volatility target, so they are
+fractional and trade every bar a little, with ~40 sign changes per 2,148 bars (a realistic load
+for the trade accounting). Reports medians and p90 in microseconds; the machine is shared, so
+read medians, not single runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.backtest import engine
+
+BARS = 2148
+
+
+def load_bars() -> tuple[pd.DataFrame, str]:
+    """GOOG sample bars if the data layer provides them, else a synthetic random walk."""
+    try:
+        from alphaloop.data import load
+
+        df = load("GOOG")
+        return df.iloc[-BARS:] if len(df) > BARS else df, "GOOG sample"
+    except Exception:  # data layer not there yet: fall back to synthetic
+        return synthetic(BARS), "synthetic random walk"
+
+
+def synthetic(n: int, seed: int = 7) -> pd.DataFrame:
+    """A GOOG-like random walk: ~30% annual volatility, small overnight gaps."""
+    rng = np.random.default_rng(seed)
+    close = 50.0 * np.exp(np.cumsum(rng.normal(0.0004, 0.019, n)))
+    open_ = close * np.exp(rng.normal(0.0, 0.006, n))
+    open_[1:] = close[:-1] * np.exp(rng.normal(0.0, 0.006, n - 1))
+    index = pd.bdate_range("2015-01-02", periods=n, name="date")
+    return pd.DataFrame({"open": open_, "close": close}, index=index)
+
+
+def tile(df: pd.DataFrame, times: int) -> pd.DataFrame:
+    """Repeat the bars' log returns ``times`` times into one longer, continuous series."""
+    gap = np.log(df["open"].to_numpy()[1:] / df["close"].to_numpy()[:-1])
+    intra = np.log(df["close"].to_numpy() / df["open"].to_numpy())
+    steps = np.zeros(2 * len(df))  # open0->close0, close0->open1, ..., close[-1]->next open0
+    steps[0::2] = intra
+    steps[1:-1:2] = gap
+    path = np.concatenate(([0.0], np.cumsum(np.tile(steps, times))[:-1]))
+    levels = df["open"].iat[0] * np.exp(path)
+    n = len(df) * times
+    index = pd.bdate_range("1950-01-02", periods=n, name="date")
+    return pd.DataFrame({"open": levels[0::2], "close": levels[1::2]}, index=index)
+
+
+def positions(df: pd.DataFrame) -> np.ndarray:
+    """Vol-targeted SMA(20)/SMA(50) crossover, long/short, in [-1, 1]."""
+    close = df["close"]
+    fast = close.rolling(20).mean()
+    slow = close.rolling(50).mean()
+    vol = close.pct_change().rolling(20).std() * np.sqrt(252)
+    w = np.sign(fast - slow) * (0.25 / vol).clip(upper=1.0)
+    return w.fillna(0.0).to_numpy()
+
+
+def timeit(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(median, p90) of ``repeat`` calls, microseconds."""
+    for _ in range(min(50, repeat)):
+        fn()
+    samples = np.empty(repeat)
+    for i in range(repeat):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples[i] = time.perf_counter_ns() - t0
+    return float(np.median(samples)) / 1e3, float(np.percentile(samples, 90)) / 1e3
+
+
+def bench(df: pd.DataFrame, repeat: int) -> dict[str, tuple[float, float]]:
+    """Timings of the three entry points on one data set."""
+    w = positions(df)
+    o = df["open"].to_numpy().copy()
+    c = df["close"].to_numpy().copy()
+    from alphaloop.backtest import _kernels
+
+    return {
+        "numba kernel only": timeit(lambda: _kernels.backtest_stats(o, c, w, 0.001), repeat),
+        "run_arrays (metrics)": timeit(lambda: engine.run_arrays(o, c, w), repeat),
+        "run (metrics)": timeit(lambda: engine.run(df, w), repeat),
+        "run + trades DataFrame": timeit(lambda: engine.run(df, w).trades, repeat),
+        "run + all lazy outputs": timeit(
+            lambda: _touch_all(engine.run(df, w)), max(repeat // 4, 20)),
+    }
+
+
+def _touch_all(result: engine.BacktestResult) -> None:
+    result.trades, result.equity, result.returns, result.positions  # noqa: B018
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2000, help="timed calls per case")
+    args = parser.parse_args()
+
+    df, source = load_bars()
+    big = tile(df, 10)
+    t0 = time.perf_counter()
+    first = engine.run(df, positions(df))  # loads (or compiles) the numba kernels
+    warmup = time.perf_counter() - t0
+    small = bench(df, args.repeat)
+    large = bench(big, max(args.repeat // 10, 100))
+    m = first.metrics
+
+    cpu = platform.processor() or platform.machine()
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"# {stamp}, {cpu}, {len(os.sched_getaffinity(0))} cores, "
+          f"Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}")
+    print(f"# data: {source}, {len(df)} bars; {m['num_trades']} trades, "
+          f"exposure {m['exposure']:.2f}; first call (kernel load/compile) {warmup * 1e3:.0f} ms")
+    print()
+    extra = len(big) - len(df)
+    print(f"| case | {len(df):,} bars median (p90) µs | {len(big):,} bars median (p90) µs "
+          "| ratio of medians | ns per extra bar |")
+    print("|---|---:|---:|---:|---:|")
+    for name, (med, p90) in small.items():
+        big_med, big_p90 = large[name]
+        print(f"| {name} | {med:.1f} ({p90:.1f}) | {big_med:.1f} ({big_p90:.1f}) "
+              f"| {big_med / med:.1f}x | {(big_med - med) * 1e3 / extra:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
