@@ -1,0 +1,91 @@
+"""Run a strategy through the engine: one backtest (`backtest`) or a parameter grid (`run_grid`).
+
+Both resolve parameters with `Strategy.resolve_params` (so a bad value is a `ConfigError`
+naming it), compute validated positions with `Strategy.positions` and hand them to
+`alphaloop.backtest.engine`. Annualisation comes from the timeframe
+(`alphaloop.data.bars_per_year(timeframe, data.index)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.backtest import engine
+from alphaloop.backtest.strategy import Strategy
+
+__all__ = ["backtest", "run_grid"]
+
+
+def _bars_per_year(timeframe: str, index: pd.Index) -> float:
+    from alphaloop.data import bars_per_year
+
+    return bars_per_year(timeframe, index)
+
+
+def backtest(
+    strategy: Strategy,
+    data: pd.DataFrame,
+    params: Mapping[str, object] | None = None,
+    *,
+    commission: float = 0.001,
+    slippage_bps: float = 0.0,
+    timeframe: str = "1d",
+) -> engine.BacktestResult:
+    """Backtest ``strategy`` on ``data`` with ``params`` (defaults for those not given).
+
+    - params: parameter overrides, typed or CLI strings (``{"fast": "20"}``).
+    - commission: fraction of traded notional per side (0.001 = 0.1%).
+    - slippage_bps: extra cost per unit traded, in basis points.
+    - timeframe: bar length of ``data`` ("1d", "1h", ...), for annualising the metrics.
+    """
+    resolved = strategy.resolve_params(params or {})
+    positions = strategy.positions(data, resolved)
+    return engine.run(
+        data,
+        positions,
+        commission=commission,
+        slippage_bps=slippage_bps,
+        bars_per_year=_bars_per_year(timeframe, data.index),
+    )
+
+
+def run_grid(
+    strategy: Strategy,
+    data: pd.DataFrame,
+    grid: Iterable[Mapping[str, object]],
+    *,
+    commission: float = 0.001,
+    slippage_bps: float = 0.0,
+    timeframe: str = "1d",
+) -> list[dict[str, Any]]:
+    """Metrics of ``strategy`` for each parameter set in ``grid``, in order (the fast path).
+
+    Each element of the result is the engine's metrics dict for the matching parameter set
+    (the same numbers `backtest` gives). Prices are prepared once and each combination goes
+    through `engine.run_arrays` (no pandas beyond the strategy's own code). The first bad
+    combination raises (`ConfigError` for a bad parameter value, `StrategyError` for bad
+    positions) naming the strategy and the parameter or bar at fault.
+    """
+    bars_per_year = _bars_per_year(timeframe, data.index)
+    # Contiguous writeable float64 copies made once (the engine would copy read-only columns
+    # from pandas on every call).
+    open_ = np.array(data["open"].to_numpy(), dtype=np.float64, order="C")
+    close = np.array(data["close"].to_numpy(), dtype=np.float64, order="C")
+    results: list[dict[str, Any]] = []
+    for params in grid:
+        positions = strategy.positions(data, strategy.resolve_params(params))
+        results.append(
+            engine.run_arrays(
+                open_,
+                close,
+                positions,
+                commission=commission,
+                slippage_bps=slippage_bps,
+                bars_per_year=bars_per_year,
+            )
+        )
+    return results

@@ -1,0 +1,36 @@
+"""Time-series momentum: hold the sign of the past return, optionally volatility-targeted.
+
+Rule, decided at each bar's close:
+- Momentum = close / close `lookback` bars ago - 1. Long (+1) when it is positive, short (-1)
+  when negative (flat instead of short when long_only), flat when exactly 0.
+- vol_target > 0 scales the position to aim at that annualised volatility: size =
+  min(1, vol_target / realised), where realised = standard deviation of the last `vol_window`
+  one-bar returns times sqrt(252) (so vol_target assumes daily bars). vol_target = 0 trades
+  full size.
+- Flat during the warm-up (the first `lookback` bars, or `vol_window` bars when targeting).
+"""
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.backtest import indicators as ind
+
+PARAMETERS = {
+    "lookback": {"default": 126, "low": 5, "high": 504},
+    "long_only": {"default": False, "choices": [True, False]},
+    "vol_target": {"default": 0.0, "low": 0.0, "high": 0.6},
+    "vol_window": {"default": 20, "low": 5, "high": 126},
+}
+
+
+def generate_positions(data, lookback=126, long_only=False, vol_target=0.0, vol_window=20):
+    close = data["close"].to_numpy()
+    pos = np.nan_to_num(np.sign(ind.returns(close, lookback)))
+    if long_only:
+        pos = np.maximum(pos, 0.0)
+    if vol_target > 0:
+        realised = ind.rolling_std(ind.returns(close, 1), vol_window) * np.sqrt(252.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            size = np.minimum(1.0, vol_target / realised)
+        pos = pos * np.nan_to_num(size, nan=0.0, posinf=1.0)
+    return pd.Series(pos, index=data.index)
