@@ -162,3 +162,29 @@ def json_safe(metrics: Mapping[str, object]) -> dict[str, object]:
         else:
             out[key] = value
     return out
+
+
+_MOMENTS_STD_EPS = 1e-14
+
+
+def return_moments(returns: np.ndarray) -> tuple[float, int, float, float] | None:
+    """``(sharpe, T, skewness, kurtosis)`` of per-bar returns, or None when undefined.
+
+    Undefined means fewer than 3 finite returns or zero dispersion. Non-finite returns are an
+    error (a ValueError), not silently dropped: they mean the backtest is broken.
+    """
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(r)):
+        raise ValueError("returns contain NaN or infinite values")
+    t = r.size
+    if t < 3:
+        return None
+    centred = r - r.mean()
+    m2 = float(np.mean(centred**2))
+    std = float(np.std(r, ddof=1))
+    # Same threshold as backtest.metrics: a ratio over floating-point noise is not a Sharpe.
+    if m2 <= 0.0 or std <= _MOMENTS_STD_EPS:
+        return None
+    m3 = float(np.mean(centred**3))
+    m4 = float(np.mean(centred**4))
+    return float(r.mean()) / std, t, m3 / m2**1.5, m4 / m2**2

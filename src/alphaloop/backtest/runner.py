@@ -34,6 +34,7 @@ def backtest(
     commission: float = 0.001,
     slippage_bps: float = 0.0,
     timeframe: str = "1d",
+    eval_start: object = None,
 ) -> engine.BacktestResult:
     """Backtest ``strategy`` on ``data`` with ``params`` (defaults for those not given).
 
@@ -41,15 +42,23 @@ def backtest(
     - commission: fraction of traded notional per side (0.001 = 0.1%).
     - slippage_bps: extra cost per unit traded, in basis points.
     - timeframe: bar length of ``data`` ("1d", "1h", ...), for annualising the metrics.
+    - eval_start: first date to trade and measure (e.g. a holdout's first bar). Positions are
+      computed on all of ``data`` so indicators are warmed up, then the engine runs from this
+      date on, starting flat: the position decided at the previous bar's close is not carried
+      over.
     """
     resolved = strategy.resolve_params(params or {})
     positions = strategy.positions(data, resolved)
+    bpy = _bars_per_year(timeframe, data.index)
+    if eval_start is not None:
+        k = int(data.index.searchsorted(pd.Timestamp(eval_start)))
+        data, positions = data.iloc[k:], positions[k:]
     return engine.run(
         data,
         positions,
         commission=commission,
         slippage_bps=slippage_bps,
-        bars_per_year=_bars_per_year(timeframe, data.index),
+        bars_per_year=bpy,
     )
 
 

@@ -26,6 +26,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from alphaloop.backtest.metrics import return_moments
+
 __all__ = [
     "EULER_GAMMA",
     "deflated_sharpe",
@@ -41,7 +43,6 @@ EULER_GAMMA = 0.5772156649015329
 """The Euler–Mascheroni constant γ."""
 
 _NORMAL = NormalDist()
-_STD_EPS = 1e-14
 
 
 def per_bar_sharpe(annualised_sharpe: float, bars_per_year: float) -> float:
@@ -49,29 +50,6 @@ def per_bar_sharpe(annualised_sharpe: float, bars_per_year: float) -> float:
     if not bars_per_year > 0:
         raise ValueError(f"bars_per_year must be positive, got {bars_per_year!r}")
     return float(annualised_sharpe) / math.sqrt(bars_per_year)
-
-
-def return_moments(returns: np.ndarray) -> tuple[float, int, float, float] | None:
-    """``(sharpe, T, skewness, kurtosis)`` of per-bar returns, or None when undefined.
-
-    Undefined means fewer than 3 finite returns or zero dispersion. Non-finite returns are an
-    error (a ValueError), not silently dropped: they mean the backtest is broken.
-    """
-    r = np.asarray(returns, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(r)):
-        raise ValueError("returns contain NaN or infinite values")
-    t = r.size
-    if t < 3:
-        return None
-    centred = r - r.mean()
-    m2 = float(np.mean(centred**2))
-    std = float(np.std(r, ddof=1))
-    # Same threshold as backtest.metrics: a ratio over floating-point noise is not a Sharpe.
-    if m2 <= 0.0 or std <= _STD_EPS:
-        return None
-    m3 = float(np.mean(centred**3))
-    m4 = float(np.mean(centred**4))
-    return float(r.mean()) / std, t, m3 / m2**1.5, m4 / m2**2
 
 
 def probabilistic_sharpe_from_moments(
