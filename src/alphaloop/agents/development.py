@@ -1,0 +1,317 @@
+"""Strategy development: turn research and feedback into the next batch of strategy variants.
+
+The offline `OptunaDeveloper` is deterministic for a given seed and history:
+
+- ``INITIAL`` / ``REFINE_RESEARCH``: the favoured families, best first, each with its declared
+  defaults, then Optuna proposals around them until ``n_variants`` are filled.
+- ``TUNE_PARAMETERS``: new parameters from Optuna's ask/tell interface — a seeded TPE sampler over
+  the strategy's declared space, told every earlier in-sample result of that strategy (its
+  ``gate_score``) before it is asked. No hand-written random search.
+- ``REFINE_ALGORITHM``: the algorithm changes. The best strategy so far gets a refinement written
+  into its source (a trend filter, a volatility filter, long-only, volatility targeting), and the
+  next untried favoured family is brought in.
+- ``FIX_BUG``: each failing variant is re-run with the fault addressed (an error or no trades:
+  its declared defaults; a look-ahead bias: retired, never re-run).
+
+Refinements are real code: the base strategy's source with a wrapper appended that post-processes
+its positions using data up to each bar only, so the result passes the same sandbox and
+look-ahead checks as any other strategy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field
+
+from alphaloop.backtest.strategy import Choice, FloatRange, IntRange, Strategy, from_source
+
+__all__ = [
+    "REFINEMENTS",
+    "DevelopmentInput",
+    "OptunaDeveloper",
+    "PastResult",
+    "StrategyDeveloper",
+    "VariantProposal",
+]
+
+Action = Literal["INITIAL", "TUNE_PARAMETERS", "FIX_BUG", "REFINE_ALGORITHM", "REFINE_RESEARCH"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PastResult(_Frozen):
+    """One earlier in-sample backtest, as the developer may see it (never holdout numbers)."""
+
+    variant_id: str
+    strategy_name: str
+    strategy_code: str
+    parameters: dict[str, Any]
+    gate_score: float | None = None
+    error: str | None = None
+    num_trades: int | None = None
+    lookahead: bool = False
+
+
+class DevelopmentInput(_Frozen):
+    """What the developer is asked: which action, from which families, knowing what history."""
+
+    action: Action
+    families: list[str] = Field(description="Favoured strategy families, best first.")
+    history: list[PastResult] = Field(default_factory=list)
+    failing: list[PastResult] = Field(default_factory=list, description="For FIX_BUG.")
+    n_variants: int = 8
+    long_only: bool = False
+    low_drawdown: bool = False
+    seed: int = 0
+
+
+class VariantProposal(_Frozen):
+    """A strategy variant to backtest."""
+
+    strategy_name: str
+    strategy_code: str
+    parameters: dict[str, Any]
+    description: str = ""
+    parent_variant_id: str | None = None
+    parameter_changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategyDeveloper(Protocol):
+    """Proposes the next variants; offline (`OptunaDeveloper`) or LLM-backed providers."""
+
+    def available(self) -> list[str]:
+        """Names of the base strategies (library and user) this developer can build on."""
+        ...
+
+    def default_proposal(self, name: str) -> VariantProposal:
+        """`name` with its declared default parameters."""
+        ...
+
+    def propose(self, inp: DevelopmentInput) -> list[VariantProposal]:
+        """The next variants for `inp.action` (at most `inp.n_variants`)."""
+        ...
+
+
+_WRAPPER = """
+
+# --- alphaloop refinement: {name} ---
+import pandas as _pd_{tag}
+
+_base_generate_positions_{tag} = generate_positions
+PARAMETERS = {{**PARAMETERS, {params}}}
+
+
+def generate_positions(data, {signature}**params):
+    pos = _pd_{tag}.Series(_base_generate_positions_{tag}(data, **params), index=data.index)
+    close = data["close"]
+{body}
+    return pos.fillna(0.0).clip(-1.0, 1.0)
+"""
+
+REFINEMENTS: dict[str, dict[str, str]] = {
+    "trend_filter": {
+        "params": '"trend_window": {"default": 200, "low": 50, "high": 250}',
+        "signature": "trend_window=200, ",
+        "body": (
+            "    trend = close.rolling(trend_window, min_periods=trend_window).mean()\n"
+            "    pos = pos.where(((pos > 0) & (close > trend)) | ((pos < 0) & (close < trend)),"
+            " 0.0)"
+        ),
+    },
+    "volatility_filter": {
+        "params": '"vol_window": {"default": 20, "low": 10, "high": 60}, '
+        '"vol_quantile": {"default": 0.8, "low": 0.5, "high": 0.95}',
+        "signature": "vol_window=20, vol_quantile=0.8, ",
+        "body": (
+            "    vol = close.pct_change().rolling(vol_window).std()\n"
+            "    limit = vol.expanding(min_periods=vol_window * 5).quantile(vol_quantile)\n"
+            "    pos = pos.where(~(vol > limit), 0.0)"
+        ),
+    },
+    "long_only": {
+        "params": "",
+        "signature": "",
+        "body": "    pos = pos.clip(lower=0.0)",
+    },
+    "vol_target": {
+        "params": '"target_vol": {"default": 0.15, "low": 0.05, "high": 0.4}',
+        "signature": "target_vol=0.15, ",
+        "body": (
+            "    realised = close.pct_change().rolling(20).std() * 252 ** 0.5\n"
+            "    pos = pos * (target_vol / realised).clip(upper=1.0)"
+        ),
+    },
+}
+
+
+def refine(base: Strategy, refinement: str) -> Strategy:
+    """`base` with `refinement` written into its source, loaded through the sandbox."""
+    spec = REFINEMENTS[refinement]
+    tag = hashlib.sha256(f"{base.name}{refinement}".encode()).hexdigest()[:6]
+    source = base.source + _WRAPPER.format(name=refinement, tag=tag, **spec)
+    return from_source(source, f"{base.name}+{refinement}")
+
+
+def _distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
+    if isinstance(spec, IntRange):
+        return optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step or 1)
+    if isinstance(spec, FloatRange):
+        return optuna.distributions.FloatDistribution(
+            spec.low, spec.high, log=spec.log, step=spec.step
+        )
+    return optuna.distributions.CategoricalDistribution(list(spec.choices))
+
+
+def _seed(seed: int, name: str) -> int:
+    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:8], 16)
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: {"from": old.get(k), "to": v} for k, v in new.items() if old.get(k) != v}
+
+
+class OptunaDeveloper:
+    """The offline developer: Optuna TPE for tuning, source refinements for redesigns."""
+
+    def __init__(self, strategies: Mapping[str, Strategy]) -> None:
+        self._strategies = dict(strategies)
+
+    def strategy(self, name: str) -> Strategy:
+        """The named strategy: a library/user one, or ``base+refinement`` built on demand."""
+        if name not in self._strategies:
+            base, _, refinement = name.rpartition("+")
+            self._strategies[name] = refine(self.strategy(base), refinement)
+        return self._strategies[name]
+
+    def available(self) -> list[str]:
+        """Names of the base strategies (library and user) this developer can build on."""
+        return sorted(n for n in self._strategies if "+" not in n)
+
+    def default_proposal(self, name: str) -> VariantProposal:
+        """`name` with its declared default parameters."""
+        return self._proposal(name, self.strategy(name).defaults(), "declared defaults")
+
+    def propose(self, inp: DevelopmentInput) -> list[VariantProposal]:
+        """The next `inp.n_variants` (at most) variants for `inp.action`."""
+        if inp.action == "FIX_BUG":
+            return self._fix(inp)
+        names = self._names_for(inp)
+        out: list[VariantProposal] = []
+        if inp.action in ("INITIAL", "REFINE_RESEARCH", "REFINE_ALGORITHM"):
+            tried = {(r.strategy_name, repr(sorted(r.parameters.items()))) for r in inp.history}
+            for name in names:
+                defaults = self.strategy(name).defaults()
+                if (name, repr(sorted(defaults.items()))) not in tried:
+                    out.append(self._proposal(name, defaults, "declared defaults"))
+        k = 0
+        while len(out) < inp.n_variants and names:
+            name = names[k % len(names)]
+            k += 1
+            asked = self._ask(name, inp, already=[p for p in out if p.strategy_name == name])
+            out.append(asked)
+        return out[: inp.n_variants]
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _names_for(self, inp: DevelopmentInput) -> list[str]:
+        families = [f for f in inp.families if f in self._strategies] or ["sma_crossover"]
+        if inp.long_only:
+            families = [f"{f}+long_only" if "long_only" not in f else f for f in families]
+        if inp.action in ("INITIAL", "REFINE_RESEARCH"):
+            return families[:4]
+        ranked = self._ranked(inp.history)
+        if inp.action == "TUNE_PARAMETERS":
+            return ranked[:2] or families[:2]
+        # REFINE_ALGORITHM: refine the best strategy, and bring in the next untried family.
+        best = ranked[0] if ranked else families[0]
+        tried = {r.strategy_name for r in inp.history}
+        order = ["vol_target", "trend_filter", "volatility_filter"]
+        if inp.low_drawdown:
+            order = ["vol_target", "volatility_filter", "trend_filter"]
+        refined = [f"{best}+{r}" for r in order if f"{best}+{r}" not in tried and r not in best]
+        fresh = [f for f in families if f not in tried]
+        return (refined[:1] + fresh[:1] + refined[1:2]) or [best]
+
+    @staticmethod
+    def _ranked(history: Sequence[PastResult]) -> list[str]:
+        best: dict[str, float] = {}
+        for r in history:
+            if r.gate_score is not None and not r.lookahead:
+                best[r.strategy_name] = max(best.get(r.strategy_name, -1e9), r.gate_score)
+        return sorted(best, key=lambda n: (-best[n], n))
+
+    def _proposal(self, name: str, params: dict[str, Any], why: str) -> VariantProposal:
+        strat = self.strategy(name)
+        return VariantProposal(
+            strategy_name=name,
+            strategy_code=strat.source,
+            parameters=params,
+            description=f"{strat.summary} ({why})",
+        )
+
+    def _ask(
+        self, name: str, inp: DevelopmentInput, already: list[VariantProposal]
+    ) -> VariantProposal:
+        strat = self.strategy(name)
+        dists = {k: _distribution(v) for k, v in strat.parameters.items()}
+        optuna.logging.set_verbosity(logging.WARNING)
+        sampler = optuna.samplers.TPESampler(
+            seed=_seed(inp.seed, f"{name}:{len(inp.history)}"), n_startup_trials=5
+        )
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        told = [
+            (r.parameters, r.gate_score)
+            for r in inp.history
+            if r.strategy_name == name and r.gate_score is not None and not r.lookahead
+        ]
+        for params, score in told:
+            if set(params) == set(dists):
+                study.add_trial(
+                    optuna.trial.create_trial(params=params, distributions=dists, value=score)
+                )
+        seen = {repr(sorted(p.items())) for p, _ in told}
+        seen |= {repr(sorted(p.parameters.items())) for p in already}
+        for _ in range(50):  # skip points already tried or already proposed in this batch
+            trial = study.ask(dists)
+            if repr(sorted(trial.params.items())) not in seen:
+                break
+            study.tell(trial, max(s for _, s in told) if told else 0.0)
+        best_params = max(told, key=lambda t: t[1])[0] if told else strat.defaults()
+        return VariantProposal(
+            strategy_name=name,
+            strategy_code=strat.source,
+            parameters=dict(trial.params),
+            description=f"{strat.summary} (TPE proposal, told {len(told)} results)",
+            parameter_changes=_changes(best_params, trial.params),
+        )
+
+    def _fix(self, inp: DevelopmentInput) -> list[VariantProposal]:
+        out = []
+        for r in inp.failing[: inp.n_variants]:
+            if r.lookahead:
+                continue  # retired: a look-ahead strategy can never pass
+            defaults = (
+                self.strategy(r.strategy_name).defaults()
+                if (r.strategy_name in self._strategies or "+" in r.strategy_name)
+                else r.parameters
+            )
+            if defaults == r.parameters:
+                continue  # nothing left to fix by parameters: retired
+            out.append(
+                VariantProposal(
+                    strategy_name=r.strategy_name,
+                    strategy_code=r.strategy_code,
+                    parameters=defaults,
+                    description=f"fix of {r.variant_id}: back to declared defaults "
+                    f"({r.error or 'no trades'})",
+                    parent_variant_id=r.variant_id,
+                    parameter_changes=_changes(r.parameters, defaults),
+                )
+            )
+        return out
