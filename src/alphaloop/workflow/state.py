@@ -121,7 +121,9 @@ def to_json_value(value: Any) -> Any:
     return json.loads(text, parse_constant=lambda _: None)
 
 
-def finite_or_none(values: dict[str, float | None]) -> dict[str, float | None]:
+def finite_or_none(
+    values: dict[str, int | float | None],
+) -> dict[str, int | float | None]:
     """Metric values with NaN/Infinity replaced by None (JSON cannot hold them)."""
     return {k: (v if v is None or math.isfinite(v) else None) for k, v in values.items()}
 
@@ -160,7 +162,7 @@ def new_workflow_id(now: datetime | None = None) -> str:
 
 
 JsonObject = Annotated[dict[str, JsonValue], BeforeValidator(to_json_value)]
-MetricValues = Annotated[dict[str, float | None], AfterValidator(finite_or_none)]
+MetricValues = Annotated[dict[str, int | float | None], AfterValidator(finite_or_none)]
 
 
 # --- the state -------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def _frozen_json(value: Mapping[str, Any]) -> FrozenDict:
     return FrozenDict(to_json_value(dict(value)))
 
 
-def _frozen_metrics(value: dict[str, float | None]) -> FrozenDict:
+def _frozen_metrics(value: dict[str, int | float | None]) -> FrozenDict:
     return FrozenDict(finite_or_none(value))
 
 
@@ -119,7 +119,7 @@ def _iso_or_none(value: Any) -> Any:
 
 
 JsonDict = Annotated[dict[str, Any], AfterValidator(_frozen_json)]
-Metrics = Annotated[dict[str, float | None], AfterValidator(_frozen_metrics)]
+Metrics = Annotated[dict[str, int | float | None], AfterValidator(_frozen_metrics)]
 DateText = Annotated[str | None, BeforeValidator(_iso_or_none)]
 
 
