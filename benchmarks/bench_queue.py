@@ -1,0 +1,275 @@
+"""Throughput of the execution layer (run by hand; not a test).
+
+    PYTHONPATH=src python benchmarks/bench_queue.py [--tasks 10000] [--repeat 3] [--no-dask]
+
+1. The durable queue alone: enqueue_batch, dequeue_many + mark_completed (one transaction
+   per outcome, as the executors do).
+2. LocalPool(2) draining N trivial tasks end to end (claim, pipe, run, record in SQLite),
+   against a bare ``concurrent.futures.ProcessPoolExecutor.map`` of the same function in the
+   same run (no durability, nothing recorded).
+3. DaskBackend on a LocalCluster(2 workers x 1 thread, processes) vs a bare ``client.map``.
+4. 500 real backtests with 1 vs 2 workers (skipped if the backtest layer is not importable).
+
+Medians over ``--repeat`` runs are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from alphaloop.execution import BacktestTask, LocalPool, TaskQueue
+
+CPU_THRESHOLD = 1.0
+"""The resource gate is off by default here (other jobs share the machine); --cpu-threshold."""
+
+
+def trivial(task: BacktestTask) -> dict[str, Any]:
+    """The cheapest possible task."""
+    return {"ok": 1}
+
+
+def make_tasks(n: int, prefix: str = "t", **kw: Any) -> list[BacktestTask]:
+    return [
+        BacktestTask(
+            task_id=f"{prefix}{i}",
+            experiment_id="bench",
+            variant_id=f"v{i}",
+            strategy_code="",
+            ticker="SPY",
+            **kw,
+        )
+        for i in range(n)
+    ]
+
+
+def median_time(fn: Callable[[], float], repeat: int) -> float:
+    return statistics.median(fn() for _ in range(repeat))
+
+
+def bench_queue(n: int, repeat: int, tmp: Path) -> None:
+    tasks = make_tasks(n)
+
+    def enqueue() -> float:
+        q = TaskQueue(tmp / f"q{time.perf_counter_ns()}.db")
+        t0 = time.perf_counter()
+        q.enqueue_batch(tasks)
+        dt = time.perf_counter() - t0
+        q.close()
+        return dt
+
+    def cycle() -> float:
+        q = TaskQueue(tmp / f"q{time.perf_counter_ns()}.db")
+        q.enqueue_batch(tasks)
+        t0 = time.perf_counter()
+        while claims := q.dequeue_many(64):
+            for c in claims:
+                q.mark_completed(c.task_id, '{"ok": 1}', c.attempt)
+        dt = time.perf_counter() - t0
+        q.close()
+        return dt
+
+    e, c = median_time(enqueue, repeat), median_time(cycle, repeat)
+    print(f"queue   enqueue_batch({n})            {e * 1e3:8.1f} ms   {n / e:10,.0f} tasks/s")
+    print(f"queue   dequeue_many(64)+mark_completed {c * 1e3:8.1f} ms   {n / c:10,.0f} tasks/s")
+
+
+def bench_local(n: int, repeat: int, tmp: Path, workers: int) -> float:
+    tasks = make_tasks(n)
+    with LocalPool(workers, cpu_threshold=CPU_THRESHOLD) as pool:
+        warm = TaskQueue(tmp / "warm.db")
+        warm.enqueue_batch(make_tasks(200, "w"))
+        pool.run(warm, trivial)
+
+        def once() -> float:
+            q = TaskQueue(tmp / f"p{time.perf_counter_ns()}.db")
+            q.enqueue_batch(tasks)
+            t0 = time.perf_counter()
+            s = pool.run(q, trivial)
+            dt = time.perf_counter() - t0
+            assert s.completed == n, s
+            q.close()
+            return dt
+
+        dt = median_time(once, repeat)
+    rate = n / dt
+    print(
+        f"local   LocalPool({workers}) drain {n} trivial   {dt * 1e3:8.1f} ms   "
+        f"{rate:10,.0f} tasks/s"
+    )
+    return rate
+
+
+def bench_ppe(n: int, repeat: int, workers: int) -> dict[int, float]:
+    tasks = make_tasks(n)
+    rates = {}
+    with ProcessPoolExecutor(workers) as ex:
+        list(ex.map(trivial, tasks[:200]))
+        for chunk in (1, 64):
+
+            def once(chunk: int = chunk) -> float:
+                t0 = time.perf_counter()
+                out = list(ex.map(trivial, tasks, chunksize=chunk))
+                assert len(out) == n
+                return time.perf_counter() - t0
+
+            dt = median_time(once, repeat)
+            rates[chunk] = n / dt
+            print(
+                f"ref     ProcessPoolExecutor({workers}).map chunksize={chunk:<3} "
+                f"{dt * 1e3:8.1f} ms   {n / dt:10,.0f} tasks/s"
+            )
+    return rates
+
+
+def bench_dask(n: int, repeat: int, tmp: Path) -> None:
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        print("dask    skipped (distributed not installed)")
+        return
+    from alphaloop.execution.dask_backend import DaskBackend
+
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": 0,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+    ):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        client = distributed.Client(cluster)
+        tasks = make_tasks(n)
+        try:
+            backend = DaskBackend(client=client)
+            warm = TaskQueue(tmp / "dwarm.db")
+            warm.enqueue_batch(make_tasks(50, "w"))
+            backend.run(warm, trivial)
+
+            def once() -> float:
+                q = TaskQueue(tmp / f"d{time.perf_counter_ns()}.db")
+                q.enqueue_batch(tasks)
+                t0 = time.perf_counter()
+                s = backend.run(q, trivial)
+                assert s.completed == n, s
+                q.close()
+                return time.perf_counter() - t0
+
+            def bare() -> float:
+                t0 = time.perf_counter()
+                futs = client.map(trivial, tasks, pure=False)
+                client.gather(futs)
+                del futs
+                return time.perf_counter() - t0
+
+            dt, bt = median_time(once, repeat), median_time(bare, repeat)
+            print(
+                f"dask    DaskBackend drain {n} trivial     {dt * 1e3:8.1f} ms   "
+                f"{n / dt:10,.0f} tasks/s   {dt / n * 1e3:.2f} ms/task"
+            )
+            print(
+                f"ref     client.map+gather {n} trivial     {bt * 1e3:8.1f} ms   "
+                f"{n / bt:10,.0f} tasks/s   {bt / n * 1e3:.2f} ms/task"
+            )
+        finally:
+            client.close()
+            cluster.close()
+
+
+def bench_real(tmp: Path, repeat: int, n: int = 500) -> None:
+    try:
+        from alphaloop.backtest.strategy import library_source
+        from alphaloop.data import SAMPLE_TICKERS
+        from alphaloop.execution.task_runner import run_task
+    except ImportError as exc:
+        print(f"real    skipped (backtest layer not importable: {exc})")
+        return
+    src = library_source("sma_crossover")
+    tasks = [
+        BacktestTask(
+            task_id=f"r{i}",
+            experiment_id="bench",
+            variant_id=f"v{i}",
+            strategy_code=src,
+            strategy_name="sma_crossover",
+            ticker=SAMPLE_TICKERS[i % len(SAMPLE_TICKERS)],
+            strategy_parameters={"fast": 2 + i % 40, "slow": 50 + i // 40},
+        )
+        for i in range(n)
+    ]
+    warmups = [
+        t.model_copy(update={"task_id": f"w{t.task_id}", "strategy_parameters": {"slow": 250}})
+        for t in tasks[:20]
+    ]
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for rep in range(repeat):
+        for workers in (1, 2):
+            # a fresh pool per timing: empty per-process indicator memo, so every backtest
+            # is computed; the warm-up (other parameters) loads modules and data only
+            with LocalPool(workers, cpu_threshold=CPU_THRESHOLD) as pool:
+                warm = TaskQueue(tmp / f"rw{workers}-{rep}.db")
+                warm.enqueue_batch(warmups)
+                pool.run(warm, run_task)
+                q = TaskQueue(tmp / f"r{workers}-{rep}.db")
+                q.enqueue_batch(tasks)
+                t0 = time.perf_counter()
+                s = pool.run(q, run_task)
+                times[workers].append(time.perf_counter() - t0)
+            assert s.completed == n, (s, q.get_stats())
+    rates = {}
+    for workers, ts in times.items():
+        dt = statistics.median(ts)
+        rates[workers] = n / dt
+        print(
+            f"real    {n} backtests, {workers} worker(s)         {dt * 1e3:8.1f} ms   "
+            f"{n / dt:10,.1f} tasks/s   {dt / n * 1e3:.2f} ms/task"
+        )
+    print(f"real    speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--dask-tasks", type=int, default=2_000)
+    ap.add_argument("--cpu-threshold", type=float, default=1.0)
+    args = ap.parse_args()
+    global CPU_THRESHOLD
+    CPU_THRESHOLD = args.cpu_threshold
+    print(
+        f"# python {sys.version.split()[0]}, {os.cpu_count()} CPUs, tasks={args.tasks}, "
+        f"repeat={args.repeat} (medians), cpu_threshold={CPU_THRESHOLD}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        bench_queue(args.tasks, args.repeat, tmp)
+        local = bench_local(args.tasks, args.repeat, tmp, args.workers)
+        ref = bench_ppe(args.tasks, args.repeat, args.workers)
+        print(
+            f"ratio   LocalPool / PPE.map(chunksize=1)  {local / ref[1]:.2f}   "
+            f"LocalPool / PPE.map(chunksize=64) {local / ref[64]:.2f}"
+        )
+        if not args.no_dask:
+            bench_dask(args.dask_tasks, args.repeat, tmp)
+        bench_real(tmp, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

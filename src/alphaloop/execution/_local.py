@@ -1,0 +1,576 @@
+"""LocalPool: long-lived worker processes on this machine, driven by one event loop.
+
+Design
+------
+* **Processes, forkserver.** Backtests are CPU-bound, so workers are processes. They are
+  started from a forkserver (a clean, single-threaded server process forked early), not
+  forked from the orchestrator: the orchestrator holds SQLite connections and may run
+  threads (logging, a Dask client), and ``fork`` would copy those mid-flight. Forkserver
+  children start in ~10 ms, far cheaper than ``spawn``.
+* **One single-threaded loop in the parent** waits on every worker's result pipe and process
+  sentinel (``multiprocessing.connection.wait``) plus a self-pipe for signals. All
+  bookkeeping (outstanding claims, busy workers, counters) lives in that loop: nothing is
+  shared between threads, so counters cannot race.
+* **Tasks, not data, in small batches.** Each worker holds a short FIFO of claims; the depth
+  adapts to the measured task duration (about ``batch_seconds`` of work, at least 2 so a
+  worker never waits for a round trip, at most ``max_batch``). Workers load market data
+  themselves through the per-process cache of ``alphaloop.data.load`` and stay alive across
+  tasks and runs, so the cache pays off.
+* **Recycling.** A worker is retired (after its backlog) when it has run
+  ``max_tasks_per_worker`` tasks or its RSS exceeds ``max_worker_rss``, and replaced at once.
+* **Limits.** Wall timeout per task (the parent SIGKILLs the worker) and an address-space
+  limit per worker (``RLIMIT_AS``; a ``MemoryError`` is reported as exceeding it). Either is a
+  failed attempt; the worker is replaced, so the pool stays at strength.
+* **Resource-aware dispatch without sleeping.** Before giving work to an idle worker while
+  another is busy (i.e. before starting an ADDITIONAL concurrent task), the pool samples the
+  :class:`ResourceProbe` (cached, never blocking). Over a threshold, it holds back (and lets
+  concurrency drain to one busy worker); it always keeps one task running so it cannot starve
+  itself. It logs once when it starts holding back and once when it resumes.
+* **Shutdown.** On SIGINT/SIGTERM (handlers installed only while ``run`` executes in the main
+  thread) the pool stops dispatching, lets running tasks finish for ``grace`` seconds, then
+  kills what is left; unfinished claims go back to QUEUED without using a retry. ``run``
+  returns a summary with ``interrupted=True`` (``exit_code`` 130/143). A second signal kills
+  at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from alphaloop.execution._base import (
+    Executor,
+    OnResult,
+    StopWhen,
+    TaskFn,
+    describe_exit,
+    format_bytes,
+    format_seconds,
+)
+from alphaloop.execution._probe import PsutilProbe, ResourceGate, ResourceProbe
+from alphaloop.execution._queue import TaskQueue
+from alphaloop.execution._task import Claim, RunSummary, TaskState
+from alphaloop.execution._worker import worker_main
+
+logger = logging.getLogger(__name__)
+
+GiB = 1 << 30
+
+
+def default_workers() -> int:
+    """``min(5, usable CPUs)``."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        n = os.cpu_count() or 1
+    return max(1, min(5, n))
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: Any
+    inbox: Connection
+    outbox: Connection
+    pid: int
+    outstanding: deque[Claim] = field(default_factory=deque)
+    head_since: float = 0.0
+    tasks_done: int = 0
+    rss: int = 0
+    retiring: bool = False
+    fatal: bool = False
+    stopping: bool = False
+    dead: bool = False
+
+
+@dataclass
+class _Counts:
+    completed: int = 0
+    failed_attempts: int = 0
+    gave_up: int = 0
+
+
+class LocalPool(Executor):
+    """A pool of worker processes on this machine (see the module docstring).
+
+    Args:
+        max_workers: Worker processes; default ``min(5, usable CPUs)``.
+        task_timeout: Wall seconds one task may run before its worker is killed.
+        memory_limit: Address-space limit per worker in bytes (``RLIMIT_AS``); None: none.
+        max_tasks_per_worker: Replace a worker after this many tasks.
+        max_worker_rss: Replace a worker whose resident memory exceeds this many bytes.
+        cpu_threshold: Hold back additional tasks while CPU use *outside this pool* is above
+            this fraction.
+        memory_threshold: Hold back additional tasks while system memory use is above this
+            fraction.
+        probe: Source of CPU/memory readings (default :class:`PsutilProbe`).
+        grace: Seconds running tasks get to finish after SIGINT/SIGTERM.
+        max_batch: Most claims queued at one worker.
+        batch_seconds: Target seconds of work queued at one worker.
+        start_method: ``"forkserver"`` (default) or ``"spawn"``.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        task_timeout: float = 300.0,
+        memory_limit: int | None = 2 * GiB,
+        max_tasks_per_worker: int = 1000,
+        max_worker_rss: int = 1 * GiB,
+        cpu_threshold: float = 0.8,
+        memory_threshold: float = 0.8,
+        probe: ResourceProbe | None = None,
+        grace: float = 10.0,
+        max_batch: int = 64,
+        batch_seconds: float = 0.02,
+        start_method: str = "forkserver",
+    ) -> None:
+        self.max_workers = max_workers or default_workers()
+        if self.max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        if task_timeout <= 0:
+            raise ValueError(f"task_timeout must be > 0 seconds, got {task_timeout}")
+        if max_tasks_per_worker < 1 or max_batch < 1:
+            raise ValueError("max_tasks_per_worker and max_batch must be >= 1")
+        self.task_timeout = float(task_timeout)
+        self.memory_limit = memory_limit
+        self.max_tasks_per_worker = max_tasks_per_worker
+        self.max_worker_rss = max_worker_rss
+        self.grace = grace
+        self.max_batch = max_batch
+        self.batch_seconds = batch_seconds
+        self._gate = ResourceGate(probe or PsutilProbe(), cpu_threshold, memory_threshold, logger)
+        self._ctx = mp.get_context(start_method)
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["alphaloop.execution._worker"])
+        self._workers: list[_Worker] = []
+        self._exiting: list[_Worker] = []
+        self._fn_msg: tuple[str, bytes] | None = None
+        self._task_seconds: float | None = None
+        self._signal: int | None = None
+        self._force = False
+        self._running = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        self._closed = False
+
+    # ------------------------------------------------------------------ workers
+    @property
+    def worker_pids(self) -> list[int]:
+        """PIDs of the live workers (for tests and monitoring)."""
+        return [w.pid for w in self._workers]
+
+    def _spawn(self) -> _Worker:
+        inbox_r, inbox_w = self._ctx.Pipe(duplex=False)
+        outbox_r, outbox_w = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(inbox_r, outbox_w, self.memory_limit),
+            name="alphaloop-worker",
+            daemon=True,
+        )
+        proc.start()
+        inbox_r.close()
+        outbox_w.close()
+        w = _Worker(proc=proc, inbox=inbox_w, outbox=outbox_r, pid=proc.pid)
+        if self._fn_msg is not None:
+            self._send(w, self._fn_msg)
+        self._workers.append(w)
+        return w
+
+    def _send(self, w: _Worker, msg: tuple[Any, ...]) -> bool:
+        try:
+            w.inbox.send(msg)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def _ensure_strength(self) -> None:
+        while len(self._workers) < self.max_workers:
+            self._spawn()
+
+    def close(self) -> None:
+        """Stop all workers (kills after 5 s). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for w in self._workers:
+            self._send(w, ("stop",))
+        deadline = time.monotonic() + 5.0
+        for w in [*self._workers, *self._exiting]:
+            w.proc.join(max(0.0, deadline - time.monotonic()))
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(1.0)
+            for c in (w.inbox, w.outbox):
+                c.close()
+        self._workers.clear()
+        self._exiting.clear()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        with contextlib.suppress(Exception):
+            if not self._closed:
+                self.close()
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self._signal is not None:
+            self._force = True
+        self._signal = signum
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        queue: TaskQueue,
+        fn: TaskFn,
+        *,
+        on_result: OnResult | None = None,
+        stop_when: StopWhen | None = None,
+    ) -> RunSummary:
+        """Drain ``queue`` with ``fn`` in the worker processes (see :class:`Executor`)."""
+        if self._closed:
+            raise RuntimeError("this LocalPool is closed; create a new one")
+        if self._running:
+            raise RuntimeError("LocalPool.run is not re-entrant")
+        try:
+            blob = pickle.dumps(fn)
+        except Exception as exc:
+            raise TypeError(
+                f"task function {fn!r} cannot be sent to worker processes ({exc}); use a "
+                "module-level function"
+            ) from exc
+        self._running = True
+        self._signal, self._force = None, False
+        t0 = time.monotonic()
+        counts = _Counts()
+        stopped = False
+        old_handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, self._on_signal)
+        try:
+            if self._fn_msg is None or self._fn_msg[1] != blob:
+                self._fn_msg = ("fn", blob)
+                for w in self._workers:
+                    self._send(w, self._fn_msg)
+            self._ensure_strength()
+            stopped = self._loop(queue, counts, on_result, stop_when)
+            if stopped or self._signal is not None:
+                self._drain(queue, counts, on_result)
+        except BaseException:
+            self._abort(queue)
+            raise
+        finally:
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
+            self._running = False
+        summary = RunSummary(
+            completed=counts.completed,
+            failed_attempts=counts.failed_attempts,
+            gave_up=counts.gave_up,
+            elapsed=time.monotonic() - t0,
+            stopped=stopped and self._signal is None,
+            interrupted=self._signal is not None,
+            signal=self._signal,
+        )
+        if summary.interrupted:
+            logger.warning(
+                "run interrupted by %s; unfinished tasks are back in the queue",
+                signal.Signals(self._signal).name,
+            )  # type: ignore[arg-type]
+        return summary
+
+    def _depth(self) -> int:
+        """Claims to keep queued at a worker: ~``batch_seconds`` of work, at least 2 (so a
+        worker never idles for a round trip), at most ``max_batch``."""
+        floor = min(2, self.max_batch)
+        if self._task_seconds is None:
+            return floor
+        want = 1 + int(self.batch_seconds / max(self._task_seconds, 1e-6))
+        return max(floor, min(self.max_batch, want))
+
+    def _loop(
+        self,
+        queue: TaskQueue,
+        counts: _Counts,
+        on_result: OnResult | None,
+        stop_when: StopWhen | None,
+    ) -> bool:
+        """Dispatch until drained. Returns True if ``stop_when`` fired."""
+        dry_until = 0.0
+        while True:
+            if self._signal is not None:
+                return False
+            if stop_when is not None and stop_when():
+                return True
+            now = time.monotonic()
+            if now >= dry_until:
+                got_all = self._dispatch(queue)
+                if not got_all:
+                    dry_until = now + 0.05
+            busy = [w for w in self._workers if w.outstanding]
+            if not busy:
+                nxt = queue.next_ready_in()
+                if nxt is None:
+                    return False
+                dry_until = 0.0
+                timeout = min(max(nxt, 0.001), 0.5)
+            else:
+                deadline = min(w.head_since for w in busy) + self.task_timeout
+                timeout = max(0.0, min(deadline - now, 0.25))
+            if self._handle_events(queue, counts, on_result, timeout):
+                dry_until = 0.0
+            self._check_timeouts(queue, counts)
+            self._replace_lost()
+
+    def _dispatch(self, queue: TaskQueue) -> bool:
+        """Top up workers' backlogs. Returns False if the queue ran short."""
+        depth = self._depth()
+        n_busy = sum(1 for w in self._workers if w.outstanding)
+        for w in sorted(self._workers, key=lambda w: len(w.outstanding)):
+            if w.retiring or w.stopping:
+                continue
+            have = len(w.outstanding)
+            if have > depth // 2:
+                continue
+            # an additional concurrent task (or keeping >1 busy) must pass the resource gate;
+            # the first busy worker never waits, so the pool cannot starve itself
+            adds_load = (have == 0 and n_busy >= 1) or (have > 0 and n_busy > 1)
+            if adds_load and not self._gate.open([x.pid for x in self._workers]):
+                continue
+            want = min(depth - have, self.max_tasks_per_worker - w.tasks_done - have)
+            if want <= 0:
+                w.retiring = True
+                continue
+            claims = queue.dequeue_many(want, worker_pid=w.pid)
+            if not claims:
+                return False
+            if not w.outstanding:
+                w.head_since = time.monotonic()
+                n_busy += 1
+            if not self._send(w, ("tasks", [(c.task_id, c.attempt, c.payload) for c in claims])):
+                queue.release_many([(c.task_id, c.attempt) for c in claims])
+                if not w.outstanding:
+                    n_busy -= 1
+                continue
+            w.outstanding.extend(claims)
+            if len(claims) < want:
+                return False
+        return True
+
+    def _handle_events(
+        self, queue: TaskQueue, counts: _Counts, on_result: OnResult | None, timeout: float
+    ) -> bool:
+        """Wait for results/deaths up to ``timeout``; returns True if anything happened."""
+        conns: dict[Any, _Worker] = {}
+        for w in [*self._workers, *self._exiting]:
+            conns[w.outbox] = w
+            conns[w.proc.sentinel] = w
+        ready = wait([*conns, self._wake_r], timeout)
+        if not ready:
+            return False
+        if self._wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 512)
+        for obj in ready:
+            w = conns.get(obj)
+            if w is None or w.dead:
+                continue
+            self._read_results(w, queue, counts, on_result)
+            if obj is w.proc.sentinel:
+                self._reap(w, queue, counts)
+        return True
+
+    def _read_results(
+        self, w: _Worker, queue: TaskQueue, counts: _Counts, on_result: OnResult | None
+    ) -> None:
+        while True:
+            try:
+                if not w.outbox.poll():
+                    return
+                msg = w.outbox.recv()
+            except (EOFError, OSError):
+                return
+            task_id, attempt, ok, body, tb, started, elapsed, rss, fatal = msg
+            claim = None
+            for i, c in enumerate(w.outstanding):
+                if c.task_id == task_id and c.attempt == attempt:
+                    claim = c
+                    del w.outstanding[i]
+                    break
+            w.head_since = time.monotonic()
+            w.tasks_done += 1
+            w.rss = rss
+            ts = self._task_seconds
+            self._task_seconds = elapsed if ts is None else 0.8 * ts + 0.2 * elapsed
+            if claim is None:
+                continue
+            if ok:
+                if queue.mark_completed(
+                    task_id, body, attempt, worker_pid=w.pid, started_at=started
+                ):
+                    counts.completed += 1
+                    if on_result is not None:
+                        on_result(task_id, json.loads(body))
+            else:
+                self._fail(queue, counts, task_id, attempt, body, tb, w.pid, started)
+            if fatal:
+                w.retiring = w.fatal = True
+            elif w.tasks_done >= self.max_tasks_per_worker or (
+                self.max_worker_rss and rss > self.max_worker_rss
+            ):
+                if not w.retiring:
+                    logger.debug(
+                        "recycling worker %d after %d tasks (RSS %s)",
+                        w.pid,
+                        w.tasks_done,
+                        format_bytes(rss),
+                    )
+                w.retiring = True
+
+    def _fail(
+        self,
+        queue: TaskQueue,
+        counts: _Counts,
+        task_id: str,
+        attempt: int,
+        error: str,
+        tb: str | None,
+        pid: int | None,
+        started: float | None = None,
+    ) -> None:
+        if queue.mark_failed(
+            task_id, error, tb, attempt=attempt, worker_pid=pid, started_at=started
+        ):
+            counts.failed_attempts += 1
+            logger.info("task %s attempt %d failed: %s", task_id, attempt, error)
+            if queue.state(task_id) is TaskState.FAILED:
+                counts.gave_up += 1
+
+    def _reap(
+        self,
+        w: _Worker,
+        queue: TaskQueue,
+        counts: _Counts,
+        head_error: str | None = None,
+        interrupted: str | None = None,
+    ) -> None:
+        """Resolve a dead (or killed) worker's claims and forget it."""
+        if w.dead:
+            return
+        w.dead = True
+        w.proc.join(1.0)
+        self._read_results(w, queue, counts, None)
+        pending = list(w.outstanding)
+        w.outstanding.clear()
+        if pending:
+            head, rest = pending[0], pending[1:]
+            if interrupted is not None:
+                queue.release(head.task_id, head.attempt, started=True, reason=interrupted)
+            elif (w.fatal and w.proc.exitcode == 0) or (w.stopping and w.proc.exitcode == 0):
+                rest = pending
+            else:
+                err = head_error or f"worker process died ({describe_exit(w.proc.exitcode)})"
+                self._fail(queue, counts, head.task_id, head.attempt, err, None, w.pid)
+            if rest:
+                queue.release_many([(c.task_id, c.attempt) for c in rest])
+        for lst in (self._workers, self._exiting):
+            if w in lst:
+                lst.remove(w)
+        for c in (w.inbox, w.outbox):
+            c.close()
+
+    def _check_timeouts(self, queue: TaskQueue, counts: _Counts) -> None:
+        now = time.monotonic()
+        for w in list(self._workers):
+            if w.outstanding and now - w.head_since > self.task_timeout:
+                head = w.outstanding[0]
+                w.proc.kill()
+                w.proc.join(2.0)
+                self._read_results(w, queue, counts, None)
+                if w.outstanding and w.outstanding[0] is head:
+                    err = f"timed out after {format_seconds(self.task_timeout)} s"
+                    self._reap(w, queue, counts, head_error=err)
+                else:
+                    self._reap(w, queue, counts, interrupted="worker replaced after a timeout")
+
+    def _replace_lost(self) -> None:
+        """Retire idle workers marked for recycling and keep the pool at strength."""
+        for w in list(self._workers):
+            if w.retiring and not w.outstanding and not w.stopping:
+                self._send(w, ("stop",))
+                w.stopping = True
+                self._workers.remove(w)
+                self._exiting.append(w)
+        if self._signal is None and not self._closed:
+            self._ensure_strength()
+
+    def _drain(self, queue: TaskQueue, counts: _Counts, on_result: OnResult | None) -> None:
+        """Stop dispatching; let running tasks finish (within ``grace`` after a signal)."""
+        for w in self._workers:
+            self._send(w, ("stop",))
+            w.stopping = True
+        self._exiting.extend(self._workers)
+        self._workers.clear()
+        deadline = time.monotonic() + self.grace if self._signal is not None else None
+        while self._exiting:
+            if self._force or (deadline is None and self._signal is not None):
+                deadline = time.monotonic() if self._force else time.monotonic() + self.grace
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                why = (
+                    "interrupted by "
+                    f"{signal.Signals(self._signal).name if self._signal else 'shutdown'}"
+                )
+                for w in list(self._exiting):
+                    w.proc.kill()
+                    self._reap(w, queue, counts, interrupted=why)
+                break
+            timeout = 0.25 if deadline is None else max(0.0, min(deadline - now, 0.25))
+            self._handle_events(queue, counts, on_result, timeout)
+            now = time.monotonic()
+            for w in list(self._exiting):
+                if w.outstanding and now - w.head_since > self.task_timeout:
+                    w.proc.kill()
+                    w.proc.join(2.0)
+                    err = f"timed out after {format_seconds(self.task_timeout)} s"
+                    self._reap(w, queue, counts, head_error=err)
+
+    def _abort(self, queue: TaskQueue) -> None:
+        """Emergency exit (exception in the loop): kill workers, hand every claim back."""
+        for w in [*self._workers, *self._exiting]:
+            with contextlib.suppress(Exception):
+                w.proc.kill()
+                w.proc.join(2.0)
+            pending = list(w.outstanding)
+            w.outstanding.clear()
+            with contextlib.suppress(Exception):
+                if pending:
+                    queue.release(
+                        pending[0].task_id,
+                        pending[0].attempt,
+                        started=True,
+                        reason="orchestrator error",
+                    )
+                    queue.release_many([(c.task_id, c.attempt) for c in pending[1:]])
+            for c in (w.inbox, w.outbox):
+                c.close()
+        self._workers.clear()
+        self._exiting.clear()
