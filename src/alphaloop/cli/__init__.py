@@ -23,7 +23,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command group lives in its own module; importing it registers its commands.
-    from alphaloop.cli import _backtest, _data, _strategies  # noqa: F401
+    from alphaloop.cli import _backtest, _data, _strategies, _workflow  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

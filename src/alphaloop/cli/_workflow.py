@@ -1,0 +1,316 @@
+"""``alphaloop run``, ``resume``, ``status`` and ``show``: the research loop from the terminal.
+
+Exit codes: 0 a strategy passed, 1 the workflow ended without one, 2 bad input, 130 interrupted
+(state saved; ``alphaloop resume WORKFLOW_ID`` carries on).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from alphaloop.cli import app
+
+HomeOpt = Annotated[
+    str | None,
+    typer.Option("--home", help="Run folder (default $ALPHALOOP_HOME or ./.alphaloop)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+err = Console(stderr=True)
+
+
+class _Display:
+    """Live view: phase, counters, queue, workers, best score so far (rendered on events)."""
+
+    def __init__(self, console: Console, workers: int) -> None:
+        self.console, self.workers = console, workers
+        self.info: dict[str, Any] = {"phase": "INITIALIZATION", "stats": {}, "decisions": []}
+        self.started = time.monotonic()
+        self.live: Live | None = None
+        self.state: Any = None
+
+    def __call__(self, kind: str, info: dict[str, Any]) -> None:
+        if kind == "phase":
+            self.info["phase"] = info["phase"]
+        elif kind == "result":
+            self.info["stats"] = info["stats"]
+        elif kind == "decision":
+            self.info["decisions"] = [
+                *self.info["decisions"][-4:],
+                f"{info['action']}: {info['reason']}",
+            ]
+        elif kind == "state":
+            self.state = info["state"]
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def render(self) -> Panel:
+        s, st = self.state, self.info["stats"]
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("phase", self.info["phase"])
+        if s is not None:
+            table.add_row(
+                "iterations",
+                f"research {s.research_iteration}/"
+                f"{s.max_research_iterations}  strategy {s.strategy_iteration}/"
+                f"{s.max_strategy_iterations}  total {s.total_iterations}/"
+                f"{s.max_total_iterations}",
+            )
+            best = (s.best_strategy or {}).get("gate_score")
+            table.add_row(
+                "best gate score",
+                "-" if best is None else f"{best:.3f} ({(s.best_strategy or {}).get('name')})",
+            )
+            table.add_row("variants tried", str(s.variants_tried))
+        if st:
+            busy = min(self.workers, st.get("in_progress", 0))
+            table.add_row("queue", "  ".join(f"{k} {v}" for k, v in st.items()))
+            table.add_row("workers", f"{busy}/{self.workers} busy")
+        table.add_row("elapsed", f"{time.monotonic() - self.started:.1f} s")
+        lines = [table, *[f"[dim]{d}[/dim]" for d in self.info["decisions"]]]
+        return Panel(Group(*lines), title="alphaloop run")
+
+
+def _summary(console: Console, result: dict[str, Any], home: str) -> None:
+    ok = result["status"] == "SUCCESS"
+    console.print(
+        f"[bold {'green' if ok else 'red'}]{result['status']}[/] "
+        f"{result['workflow_id']}" + ("" if ok else f" — {result.get('reason')}")
+    )
+    if result.get("best_strategy_name"):
+        params = ", ".join(f"{k}={v}" for k, v in (result["best_parameters"] or {}).items())
+        console.print(f"best strategy: {result['best_strategy_name']}({params})")
+        table = Table(
+            "metric",
+            "in-sample " + " .. ".join(result["in_sample"]),
+            "holdout " + " .. ".join(result["holdout"]),
+        )
+        ins, out = result["best_metrics"] or {}, result["holdout_metrics"] or {}
+        for key in ins:
+            table.add_row(key, _fmt(ins.get(key)), _fmt(out.get(key)) if out else "not run")
+        console.print(table)
+    dsr = result.get("deflated_sharpe")
+    console.print(
+        f"deflated Sharpe: {'n/a' if dsr is None else f'{dsr:.3f}'}   variants "
+        f"tried: {result['variants_tried']}   holdout looks: {result['holdout_looks']}"
+        f"   iterations: {result['total_iterations']}"
+    )
+    console.print("lessons:")
+    for lesson in result["lessons_learned"]:
+        console.print(f"  - {lesson}", markup=False)
+    console.print(
+        f"records: {home}/workflows/{result['workflow_id']}/ and "
+        f"{home}/experiments/  (alphaloop show {result['workflow_id']})"
+    )
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return str(v) if isinstance(v, int) else f"{v:.4f}"
+
+
+def _finish(result: dict[str, Any], as_json: bool, home: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        _summary(Console(), result, home)
+    raise typer.Exit(0 if result["status"] == "SUCCESS" else 1)
+
+
+def _drive(fn: Any, as_json: bool, workers: int, **kwargs: Any) -> dict[str, Any]:
+    display = _Display(err, workers)
+    if as_json or not err.is_terminal:
+        return fn(on_event=display, **kwargs)
+    with Live(display.render(), console=err, refresh_per_second=4) as live:
+        display.live = live
+        return fn(on_event=display, **kwargs)
+
+
+@app.command()
+def run(
+    ticker: Annotated[str, typer.Option("--ticker", "-t", help="Ticker to research.")],
+    directive: Annotated[
+        str, typer.Option(help="Research directive, e.g. 'trend following'.")
+    ] = "",
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gate",
+            help="Criterion like 'sharpe_ratio>=1.0' (repeatable); replaces the default "
+            "gate (sharpe_ratio>=1, max_drawdown<=0.2, win_rate>=0.5, num_trades>=10).",
+        ),
+    ] = None,
+    timeframe: Annotated[str, typer.Option(help="Bar size: 1h, 4h, 1d, 1w, 1mo.")] = "1d",
+    variants: Annotated[int, typer.Option(help="Variants per iteration.")] = 8,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    backend: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    data: Annotated[str | None, typer.Option("--data", help="CSV/Parquet file or folder.")] = None,
+    strategies: Annotated[
+        str | None, typer.Option("--strategies", help="Folder of your own strategy .py files.")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="First date.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
+    from alphaloop.execution import resolve_home
+    from alphaloop.workflow.api import make_executor, run_workflow
+    from alphaloop.workflow.gate import QualityCriteria
+
+    # --gate replaces the default gate as a whole, so any default criterion can be dropped.
+    criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
+    root = str(resolve_home(home))
+    executor = make_executor(backend, workers=workers, scheduler=scheduler)
+    try:
+        result = _drive(
+            run_workflow,
+            as_json,
+            getattr(executor, "max_workers", workers or 1),
+            ticker=ticker,
+            research_directive=directive,
+            quality_criteria=criteria,
+            timeframe=timeframe,
+            home=root,
+            n_variants=variants,
+            seed=seed,
+            data_path=data,
+            start=start,
+            end=end,
+            strategies_dir=strategies,
+            executor=executor,
+        )
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: state saved; continue with `alphaloop resume WORKFLOW_ID` "
+            "(see `alphaloop status`)"
+        )
+        sys.exit(130)
+    finally:
+        executor.close()
+    _finish(result, as_json, root)
+
+
+@app.command()
+def resume(
+    workflow_id: Annotated[str, typer.Argument(help="Workflow to finish.")],
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Finish an interrupted workflow and print the same result as `run`."""
+    from alphaloop.execution import resolve_home
+    from alphaloop.workflow.api import make_executor, resume_workflow
+
+    root = str(resolve_home(home))
+    executor = make_executor("local", workers=workers)
+    try:
+        result = _drive(
+            resume_workflow,
+            as_json,
+            getattr(executor, "max_workers", 1),
+            workflow_id=workflow_id,
+            home=root,
+            executor=executor,
+        )
+    except KeyboardInterrupt:
+        err.print(f"interrupted: state saved; `alphaloop resume {workflow_id}` carries on")
+        sys.exit(130)
+    finally:
+        executor.close()
+    _finish(result, as_json, root)
+
+
+@app.command()
+def status(
+    workflow_id: Annotated[str | None, typer.Argument(help="One workflow (default all).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Status of one workflow, or of every workflow in the home folder."""
+    from alphaloop.execution import resolve_home
+    from alphaloop.workflow.state import StateManager, list_workflows
+
+    root = resolve_home(home)
+    states = [StateManager.load(workflow_id, root).state] if workflow_id else list_workflows(root)
+    table = Table(
+        "workflow",
+        "ticker",
+        "status",
+        "phase",
+        "iterations (r/s/t)",
+        "variants",
+        "best score",
+        "updated",
+    )
+    for s in states:
+        best = (s.best_strategy or {}).get("gate_score")
+        table.add_row(
+            s.workflow_id,
+            s.ticker,
+            s.status,
+            s.current_phase,
+            f"{s.research_iteration}/{s.strategy_iteration}/{s.total_iterations}",
+            str(s.variants_tried),
+            "-" if best is None else f"{best:.3f}",
+            s.updated_at.isoformat(timespec="seconds"),
+        )
+    Console().print(table if states else f"no workflows in {root}")
+
+
+@app.command()
+def show(
+    workflow_id: Annotated[str, typer.Argument(help="Workflow to show.")],
+    home: HomeOpt = None,
+) -> None:
+    """The experiment tree: each record's gate result and the action taken."""
+    from rich.tree import Tree
+
+    from alphaloop.execution import resolve_home
+    from alphaloop.workflow.state import StateManager
+    from alphaloop.workflow.tracker import ExperimentTracker
+
+    root = resolve_home(home)
+    s = StateManager.load(workflow_id, root).state
+    tree = Tree(f"[bold]{workflow_id}[/] {s.ticker} {s.timeframe} — {s.status} ({s.current_phase})")
+    with ExperimentTracker(root, workflow_id, readonly=True) as tracker:
+        for node in tracker.tree():
+            e = node.experiment
+            branch = tree.add(
+                f"{e.experiment_id} (research {e.research_iteration}, strategy "
+                f"{e.strategy_iteration}) {e.description} -> "
+                f"[bold]{e.action or 'pending'}[/]"
+            )
+            for v in node.variants:
+                for r in v.records:
+                    verdict = (
+                        "[red]error[/]"
+                        if r.error
+                        else "[green]PASS[/]"
+                        if r.gate_passed
+                        else "[yellow]fail[/]"
+                    )
+                    score = "-" if r.gate_score is None else f"{r.gate_score:.3f}"
+                    params = ", ".join(f"{k}={v}" for k, v in r.parameters.items())
+                    leaf = branch.add(
+                        f"{v.variant_id} [{r.sample}] {r.strategy_name}({params}) "
+                        f"{verdict} score {score}"
+                    )
+                    for why in (r.failed_criteria or ())[:4]:
+                        leaf.add(f"[dim]{escape(why)}[/]")
+                    if r.error:
+                        leaf.add(f"[dim]{escape(r.error)}[/]")
+    Console().print(tree)

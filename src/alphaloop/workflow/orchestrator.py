@@ -1,0 +1,551 @@
+"""The central orchestrator: a thin driver of parts passed in.
+
+It runs the design's loop — tool development, research swarm, strategy development, parallel
+backtesting, quality gate, routing — until a strategy passes or the limits say stop. It owns no
+algorithm of its own: the state store, task queue, executor, agents, gate criteria and tracker
+are all given to it (`Parts`), so each can be replaced or tested alone.
+
+Resuming. Every phase ends with one atomic state write naming the next phase, and every piece of
+work inside a phase is idempotent: proposals are deterministic for a seed and history, task and
+experiment ids are derived from the iteration, the queue keeps tasks across crashes and the
+tracker keeps one record per task. So a run killed anywhere and resumed gives the same result as
+an uninterrupted one.
+
+Honesty. The bars are split once into an in-sample window and a holdout. Agents, routing and
+tuning see in-sample results only. A variant that passes in-sample (and the look-ahead check)
+becomes a candidate and is backtested once on the holdout; routing learns only "failed on
+holdout". Strategy code runs only inside workers (`execution.task_runner.run_task`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alphaloop.agents.development import (
+    DevelopmentInput,
+    OptunaDeveloper,
+    PastResult,
+    VariantProposal,
+)
+from alphaloop.agents.protocols import GateCriterion, IterationRecord, QualityGateResults
+from alphaloop.agents.research import ResearchSwarm
+from alphaloop.data import bars_per_year, load, slice_dates
+from alphaloop.execution import BacktestTask, Executor, TaskQueue
+from alphaloop.workflow._dsr import deflated_sharpe_from_moments
+from alphaloop.workflow.gate import GateResult, QualityCriteria, evaluate, holdout_start
+from alphaloop.workflow.routing import RoutingDecision, RoutingEngine
+from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
+from alphaloop.workflow.tracker import ExperimentRecord, ExperimentTracker
+
+__all__ = ["Orchestrator", "Parts", "WorkflowResult"]
+
+log = logging.getLogger(__name__)
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Parts:
+    """Everything the orchestrator drives, passed in by the caller."""
+
+    state: StateManager
+    tracker: ExperimentTracker
+    queue: TaskQueue
+    executor: Executor
+    task_fn: Callable[[BacktestTask], Any]
+    swarm: ResearchSwarm
+    developer: OptunaDeveloper
+    router: RoutingEngine
+    criteria: QualityCriteria
+    n_variants: int = 8
+    commission: float = 0.001
+    slippage_bps: float = 0.0
+
+
+WorkflowResult = dict[str, Any]
+
+
+class Orchestrator:
+    """Drives one workflow to SUCCESS or FAILED; `run()` also resumes an interrupted one."""
+
+    def __init__(self, parts: Parts, *, on_event: Event | None = None) -> None:
+        self.p = parts
+        self.on_event = on_event or (lambda kind, info: None)
+        s = parts.state.state
+        bars = slice_dates(load(s.ticker, s.timeframe, s.data_path), s.start, s.end)
+        self.bars_per_year = bars_per_year(s.timeframe, bars.index)
+        k = holdout_start(len(bars), s.in_sample_fraction)
+        self.in_sample = bars.iloc[:k]
+        self.first_date = bars.index[0].isoformat()
+        self.last_in_sample = bars.index[k - 1].isoformat()
+        self.holdout_first = bars.index[k].isoformat()
+        self.last_date = bars.index[-1].isoformat()
+        self.dir = workflow_dir(parts.state.home, s.workflow_id)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> WorkflowResult:
+        """Run (or resume) the workflow to its end and return the design's result."""
+        st = self.p.state
+        try:
+            while st.state.status == "RUNNING":
+                phase = st.state.current_phase
+                self.on_event("state", {"state": st.state})
+                self.on_event("phase", {"phase": phase})
+                if phase == "INITIALIZATION":
+                    st.complete_step(current_phase="TOOL_DEVELOPMENT")
+                elif phase == "TOOL_DEVELOPMENT":
+                    self._tools()
+                elif phase == "RESEARCH_SWARM":
+                    self._research()
+                elif phase == "STRATEGY_DEVELOPMENT":
+                    self._develop()
+                elif phase == "BACKTESTING":
+                    self._backtest()
+                elif phase == "QUALITY_GATE":
+                    self._gate_and_route()
+                else:  # COMPLETED / FAILED with a RUNNING status: finish the bookkeeping
+                    st.update(status="COMPLETED" if phase == "COMPLETED" else "FAILED")
+        except Exception as exc:
+            st.update(status="FAILED", failure_reason=f"{type(exc).__name__}: {exc}")
+            raise
+        return self.result()
+
+    def _tools(self) -> None:
+        """Check every available strategy in a worker: sandbox, compile, run, look-ahead."""
+        names = sorted(self.p.developer.available())
+        props = {n: self.p.developer.default_proposal(n) for n in names}
+        tasks = [self._task("tools", n, props[n]) for n in names]
+        self.p.queue.enqueue_batch(tasks, exist_ok=True)
+        self._drain()
+        tools: dict[str, Any] = {}
+        for n, t in zip(names, tasks, strict=True):
+            result = self.p.queue.get_result(t.task_id)
+            problem = (
+                (self.p.queue.get_error(t.task_id) or "failed")
+                if result is None
+                else ("look-ahead bias" if result.get("lookahead") else None)
+            )
+            tools[n] = {"ok": problem is None, "problem": problem}
+        self._write_json("tools.json", tools)
+        bad = sorted(n for n, v in tools.items() if not v["ok"])
+        if bad:
+            self.p.state.add_lesson_learned(
+                "tool development: excluded "
+                + ", ".join(f"{n} ({tools[n]['problem']})" for n in bad)
+            )
+        self.p.state.complete_step(current_phase="RESEARCH_SWARM", pending_action="INITIAL")
+
+    def _usable(self) -> list[str]:
+        tools = self._read_json("tools.json")
+        return [n for n, v in tools.items() if v["ok"]]
+
+    def _research(self) -> None:
+        s = self.p.state.state
+        swarm = self.p.swarm.run(self.in_sample, s.research_directive, self.bars_per_year)
+        tried = {r.strategy_name.split("+")[0] for r in self._history()}
+        usable = self._usable()
+        ranked = [r.family for r in swarm.ranked if r.weight > 0 and r.family in usable]
+        # Strategies the user supplied come first; they were given for a reason.
+        ranked = [n for n in usable if n not in {r.family for r in swarm.ranked}] + ranked
+        ranked = ranked or usable[:1]
+        # A new research round puts families already explored behind fresh ones.
+        ranked = [f for f in ranked if f not in tried] + [f for f in ranked if f in tried]
+        research = {
+            "families": ranked,
+            "directive": swarm.directive.model_dump(),
+            "findings": [f.model_dump() for f in swarm.findings],
+            "reports": [r.model_dump(mode="json") for r in swarm.reports],
+        }
+        self._write_json(f"research_{s.research_iteration}.json", research)
+        self.p.state.complete_step(current_phase="STRATEGY_DEVELOPMENT")
+
+    def _develop(self) -> None:
+        s = self.p.state.state
+        research = self._read_json(f"research_{s.research_iteration}.json")
+        action = s.pending_action or "INITIAL"
+        history = self._history()
+        past = [self._past(r) for r in history]
+        last = f"{s.current_experiment_id}/"
+        failing = [
+            p
+            for p in past
+            if p.variant_id.startswith(last) and (p.error or p.lookahead or p.num_trades == 0)
+        ]
+        directive = research["directive"]
+        inp = dict(
+            families=research["families"],
+            history=past,
+            n_variants=self.p.n_variants,
+            long_only=directive.get("long_only", False),
+            low_drawdown=directive.get("low_drawdown", False),
+            seed=s.seed or 0,
+        )
+        proposals: list[VariantProposal] = []
+        if action == "FIX_BUG":
+            proposals = self.p.developer.propose(
+                DevelopmentInput(action="FIX_BUG", failing=failing[-self.p.n_variants :], **inp)
+            )
+        if len(proposals) < self.p.n_variants:
+            fill = "TUNE_PARAMETERS" if action == "FIX_BUG" else action
+            inp["n_variants"] = self.p.n_variants - len(proposals)
+            proposals += self.p.developer.propose(DevelopmentInput(action=fill, **inp))
+        exp_id = self.p.tracker.start_experiment(
+            research_iteration=s.research_iteration,
+            strategy_iteration=s.strategy_iteration,
+            description=f"{action}: {len(proposals)} variants",
+        )
+        self._write_json(f"{exp_id}_proposals.json", [p.model_dump() for p in proposals])
+        tasks = [self._task(exp_id, f"v{i:02d}", p) for i, p in enumerate(proposals)]
+        self.p.queue.enqueue_batch(tasks, exist_ok=True)
+        self.p.state.complete_step(
+            current_phase="BACKTESTING",
+            current_experiment_id=exp_id,
+            active_variants=[t.task_id for t in tasks],
+        )
+
+    def _task(self, exp_id: str, vid: str, p: VariantProposal, *, holdout: bool = False):
+        s = self.p.state.state
+        return BacktestTask(
+            task_id=f"{exp_id}_{vid}" + ("_holdout" if holdout else ""),
+            experiment_id=exp_id,
+            variant_id=vid,
+            strategy_code=p.strategy_code,
+            strategy_parameters=p.parameters,
+            strategy_name=p.strategy_name,
+            ticker=s.ticker,
+            timeframe=s.timeframe,
+            data_path=s.data_path,
+            start=self.first_date,
+            end=self.last_date if holdout else self.last_in_sample,
+            eval_start=self.holdout_first if holdout else None,
+            check_lookahead=not holdout,
+            commission=self.p.commission,
+            slippage_bps=self.p.slippage_bps,
+        )
+
+    def _drain(self) -> None:
+        def progress(task_id: str, result: dict[str, Any]) -> None:
+            self.on_event("result", {"task_id": task_id, "stats": self.p.queue.get_stats()})
+
+        summary = self.p.executor.run(self.p.queue, self.p.task_fn, on_result=progress)
+        if summary.interrupted:  # state stays RUNNING at this phase: `alphaloop resume` goes on
+            raise KeyboardInterrupt(f"interrupted by signal {summary.signal}")
+
+    def _backtest(self) -> None:
+        s = self.p.state.state
+        exp_id = s.current_experiment_id
+        assert exp_id is not None
+        self._drain()
+        proposals = [VariantProposal(**d) for d in self._read_json(f"{exp_id}_proposals.json")]
+        tried = self._trials() + [
+            float(m["sharpe_ratio"])
+            for i in range(len(proposals))
+            if (res := self.p.queue.get_result(f"{exp_id}_v{i:02d}")) is not None
+            and (m := res["metrics"]).get("sharpe_ratio") is not None
+        ]
+        for i, prop in enumerate(proposals):
+            task_id = f"{exp_id}_v{i:02d}"
+            if self.p.tracker.record_for_task(task_id) is None:
+                rec = self._record(exp_id, f"v{i:02d}", task_id, prop, "in_sample", tried)
+                self.p.tracker.log_record(rec)
+        self.p.state.complete_step(
+            current_phase="QUALITY_GATE",
+            variants_tried=len(self._history()),
+        )
+
+    def _gate_and_route(self) -> None:
+        st = self.p.state
+        s = st.state
+        exp_id = s.current_experiment_id
+        assert exp_id is not None
+        records = self.p.tracker.records(exp_id)
+        candidates = [r for r in records if r.gate_passed]
+        holdout = self._holdout(exp_id, candidates)
+        history = [self._view(r, holdout) for r in self._history() if r.experiment_id != exp_id]
+        # Best last: the design analyses the latest record; make it the most informative one.
+        ordered = sorted(records, key=lambda r: (r.gate_score is not None, r.gate_score or 0.0))
+        views = [self._view(r, holdout) for r in ordered]
+        latest = views[-1] if views else None
+        gate = QualityGateResults(
+            passed=bool(latest and latest.gate_passed),
+            score=latest.gate_score if latest else None,
+            failed_criteria=latest.failed_criteria if latest else [],
+        )
+        research = self._read_json(f"research_{s.research_iteration}.json")
+        decision = self.p.router.determine_next_action(
+            views,
+            gate,
+            history=history,
+            favoured_families=research["families"],
+            strategy_code=ordered[-1].strategy_code if ordered else "",
+        )
+        self.p.tracker.set_action(
+            exp_id, decision.action, {"reason": decision.reason, **decision.details}
+        )
+        self.on_event("decision", {"action": decision.action, "reason": decision.reason})
+        self._update_best(records, holdout)
+        self._apply(decision, ordered)
+
+    def _apply(self, decision: RoutingDecision, ordered: Sequence[ExperimentRecord]) -> None:
+        st = self.p.state
+        action = decision.action
+        if action == "SUCCESS":
+            assert decision.best_index is not None
+            best = ordered[decision.best_index]
+            st.update_best_strategy(
+                {**self._strategy_dict(best), "gate_score": best.gate_score}, dict(best.metrics)
+            )
+            st.complete_step(current_phase="COMPLETED", status="COMPLETED")
+        elif action == "ABANDON":
+            st.complete_step(
+                current_phase="FAILED", status="FAILED", failure_reason=decision.reason
+            )
+        elif action == "REFINE_RESEARCH":
+            st.increment_research_iteration()
+            st.complete_step(current_phase="RESEARCH_SWARM", pending_action=action)
+        else:
+            st.increment_strategy_iteration()
+            st.complete_step(current_phase="STRATEGY_DEVELOPMENT", pending_action=action)
+
+    # -- holdout ----------------------------------------------------------------------------
+    def _holdout(self, exp_id: str, candidates: list[ExperimentRecord]) -> dict[str, bool]:
+        """Run each in-sample candidate once on the holdout; {variant key: passed}."""
+        done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
+        todo = [c for c in candidates if self._key(c) not in done]
+        if todo:
+            props = {c.task_id: self._proposal(c) for c in todo}
+            tasks = [self._task(exp_id, c.variant_id, props[c.task_id], holdout=True) for c in todo]
+            self.p.queue.enqueue_batch(tasks, exist_ok=True)
+            self._drain()
+            for c, t in zip(todo, tasks, strict=True):
+                rec = self._record(exp_id, c.variant_id, t.task_id, props[c.task_id], "holdout", [])
+                self.p.tracker.log_record(rec)
+            st = self.p.state
+            st.update(holdout_looks=st.state.holdout_looks + len(todo))
+            done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
+        return {k: r.gate_passed for k, r in done.items()}
+
+    @staticmethod
+    def _key(r: ExperimentRecord) -> str:
+        return f"{r.experiment_id}/{r.variant_id}"
+
+    # -- records ----------------------------------------------------------------------------
+    def _record(
+        self,
+        exp_id: str,
+        vid: str,
+        task_id: str,
+        prop: VariantProposal,
+        sample: str,
+        trials: list[float],
+    ) -> ExperimentRecord:
+        s = self.p.state.state
+        result = self.p.queue.get_result(task_id)
+        attempts = self.p.queue.attempts(task_id)
+        error = None if result is not None else (self.p.queue.get_error(task_id) or "failed")
+        metrics: dict[str, Any] = dict(result["metrics"]) if result else {}
+        lookahead = bool(result and result.get("lookahead"))
+        if result is not None:
+            metrics["deflated_sharpe"] = self._dsr(result, trials)
+        gate: GateResult | None = evaluate(metrics, self.p.criteria) if result else None
+        failed = [f"{c['reason']}" for c in gate.failed_criteria] if gate else []
+        if lookahead:
+            failed.insert(
+                0,
+                f"look-ahead: positions change when future bars are removed "
+                f"(cuts {', '.join(result['lookahead'][:3])})",
+            )
+        return ExperimentRecord(
+            workflow_id=s.workflow_id,
+            experiment_id=exp_id,
+            variant_id=vid,
+            task_id=task_id,
+            parent_variant_id=prop.parent_variant_id,
+            strategy_name=prop.strategy_name,
+            strategy_code=prop.strategy_code,
+            strategy_description=prop.description,
+            parameters=prop.parameters,
+            metrics=metrics,
+            gate_passed=bool(gate and gate.passed and not lookahead and not error),
+            gate_score=gate.score if gate else None,
+            failed_criteria=tuple(failed),
+            parameter_changes=prop.parameter_changes,
+            attempts=max(1, len(attempts)),
+            started_at=attempts[0].started_at if attempts else None,
+            finished_at=attempts[-1].finished_at if attempts else None,
+            error=error,
+            sample=sample,
+            ticker=s.ticker,
+            timeframe=s.timeframe,
+            start=self.first_date[:10],
+            end=(self.last_date if sample == "holdout" else self.last_in_sample)[:10],
+            data_path=s.data_path,
+            data_fingerprint=(result or {}).get("data_fingerprint"),
+        )
+
+    def _dsr(self, result: dict[str, Any], trials: list[float]) -> float | None:
+        """Deflated Sharpe of one result against `trials` (annualised Sharpe ratios of every
+        variant backtested so far, this one included; empty = no selection, i.e. the PSR)."""
+        if not result.get("moments"):
+            return None
+        sharpe, t, skew, kurt = result["moments"]
+        per_bar = [x / math.sqrt(self.bars_per_year) for x in trials] or [sharpe]
+        var = float(np.var(per_bar, ddof=1)) if len(per_bar) > 1 else 0.0
+        try:
+            return deflated_sharpe_from_moments(sharpe, int(t), skew, kurt, len(per_bar), var)
+        except ValueError:
+            return None
+
+    def _history(self) -> list[ExperimentRecord]:
+        return self.p.tracker.records(sample="in_sample")
+
+    def _trials(self) -> list[float]:
+        """Annualised in-sample Sharpe of every variant backtested so far (for the DSR)."""
+        out = []
+        for r in self._history():
+            v = r.metrics.get("sharpe_ratio")
+            if v is not None and math.isfinite(v):
+                out.append(float(v))
+        return out
+
+    def _view(self, r: ExperimentRecord, holdout: dict[str, bool]) -> IterationRecord:
+        """What agents and routing may see of a record: in-sample facts, holdout as a bool."""
+        key = self._key(r)
+        held = holdout.get(key)
+        lookahead = self._peeks(r)
+        return IterationRecord(
+            strategy_name=r.strategy_name,
+            family=r.strategy_name.split("+")[0],
+            iteration=self._iteration_of(r.experiment_id),
+            parameters=dict(r.parameters),
+            metrics={k: v for k, v in r.metrics.items()},
+            gate_passed=bool(r.gate_passed and held),
+            gate_score=r.gate_score,
+            failed_criteria=self._criteria_of(r),
+            error=r.error,
+            lookahead=lookahead,
+            holdout_failed=held is False,
+        )
+
+    @staticmethod
+    def _peeks(r: ExperimentRecord) -> bool:
+        """Whether the record's positions failed the look-ahead check."""
+        return any(f.startswith("look-ahead") for f in r.failed_criteria)
+
+    def _criteria_of(self, r: ExperimentRecord) -> list[GateCriterion]:
+        if r.error:
+            return []
+        gate = evaluate(dict(r.metrics), self.p.criteria)
+        return [
+            GateCriterion(
+                metric=c["metric"], value=c["value"], op=c["op"], threshold=c["threshold"]
+            )
+            for c in gate.failed_criteria
+        ]
+
+    def _iteration_of(self, exp_id: str) -> int:
+        return int(exp_id.rsplit("_", 1)[-1])
+
+    def _past(self, r: ExperimentRecord) -> PastResult:
+        trades = r.metrics.get("num_trades")
+        return PastResult(
+            variant_id=f"{r.experiment_id}/{r.variant_id}",
+            strategy_name=r.strategy_name,
+            strategy_code=r.strategy_code,
+            parameters=dict(r.parameters),
+            gate_score=r.gate_score,
+            error=r.error,
+            num_trades=None if trades is None else int(trades),
+            lookahead=self._peeks(r),
+        )
+
+    @staticmethod
+    def _proposal(r: ExperimentRecord) -> VariantProposal:
+        return VariantProposal(
+            strategy_name=r.strategy_name,
+            strategy_code=r.strategy_code,
+            parameters=dict(r.parameters),
+            description=r.strategy_description,
+            parent_variant_id=r.parent_variant_id,
+        )
+
+    @staticmethod
+    def _strategy_dict(r: ExperimentRecord) -> dict[str, Any]:
+        return {
+            "name": r.strategy_name,
+            "code": r.strategy_code,
+            "parameters": dict(r.parameters),
+            "description": r.strategy_description,
+            "experiment_id": r.experiment_id,
+            "variant_id": r.variant_id,
+        }
+
+    def _update_best(self, records: list[ExperimentRecord], holdout: dict[str, bool]) -> None:
+        """Keep the best in-sample variant so far in the state (the result's fallback)."""
+        s = self.p.state.state
+        scored = [r for r in records if r.gate_score is not None and not self._peeks(r)]
+        if not scored:
+            return
+        best = max(scored, key=lambda r: r.gate_score or 0.0)
+        old = (s.best_strategy or {}).get("gate_score")
+        if old is None or (best.gate_score or 0.0) > float(old):  # type: ignore[arg-type]
+            self.p.state.update_best_strategy(
+                {**self._strategy_dict(best), "gate_score": best.gate_score},
+                dict(best.metrics),
+            )
+
+    # -- result -----------------------------------------------------------------------------
+    def result(self) -> WorkflowResult:
+        """The design's result plus holdout metrics, deflated Sharpe and variants tried."""
+        s = self.p.state.state
+        best = s.best_strategy or {}
+        holdout, dsr = None, None
+        if best:
+            key = f"{best.get('experiment_id')}_{best.get('variant_id')}"
+            for r in self.p.tracker.records(sample="holdout"):
+                if r.task_id == f"{key}_holdout":
+                    holdout = dict(r.metrics)
+            result = self.p.queue.get_result(key)
+            if result is not None:  # deflated by every variant tried in the whole workflow
+                dsr = self._dsr(result, self._trials())
+        out: WorkflowResult = {
+            "status": "SUCCESS" if s.status == "COMPLETED" else "FAILED",
+            "workflow_id": s.workflow_id,
+            "best_strategy": best.get("code"),
+            "best_strategy_name": best.get("name"),
+            "best_parameters": best.get("parameters"),
+            "best_metrics": s.best_metrics,
+            "holdout_metrics": holdout,
+            "deflated_sharpe": dsr,
+            "total_iterations": s.total_iterations,
+            "variants_tried": s.variants_tried,
+            "holdout_looks": s.holdout_looks,
+            "lessons_learned": list(s.lessons_learned),
+            "in_sample": [self.first_date[:10], self.last_in_sample[:10]],
+            "holdout": [self.holdout_first[:10], self.last_date[:10]],
+        }
+        if s.status != "COMPLETED":
+            out["reason"] = s.failure_reason
+        return out
+
+    # -- files ------------------------------------------------------------------------------
+    def _write_json(self, name: str, obj: Any) -> None:
+        atomic_write_text(self.dir / name, json.dumps(obj, indent=1, default=str))
+
+    def _read_json(self, name: str) -> Any:
+        return json.loads((self.dir / name).read_text())
+
+
+def home_path(home: str | Path | None) -> Path:
+    """The run's home folder (see `alphaloop.execution.resolve_home`)."""
+    from alphaloop.execution import resolve_home
+
+    return resolve_home(None if home is None else str(home))
