@@ -152,7 +152,16 @@ class Orchestrator:
         swarm = self.p.swarm.run(self.in_sample, s.research_directive, self.bars_per_year)
         tried = {r.strategy_name.split("+")[0] for r in self._history()}
         usable = self._usable()
-        ranked = [r.family for r in swarm.ranked if r.weight > 0 and r.family in usable]
+        # The first round follows the evidence (positive weights only); a new round, sent back
+        # because that evidence did not pay, also considers the families it ranked lower.
+        positive = s.research_iteration == 0
+        ranked = [
+            r.family
+            for r in swarm.ranked
+            if r.family in usable
+            and (r.weight > 0 or not positive)
+            and r.family not in swarm.directive.excluded_families
+        ]
         # Strategies the user supplied come first; they were given for a reason.
         ranked = [n for n in usable if n not in {r.family for r in swarm.ranked}] + ranked
         ranked = ranked or usable[:1]
