@@ -28,6 +28,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one J
 err = Console(stderr=True)
 
 
+def _out() -> Console:
+    """Standard output; wide when piped so ids and lessons are not cut at 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 class _Display:
     """Live view: phase, counters, queue, workers, best score so far (rendered on events)."""
 
@@ -125,7 +131,7 @@ def _finish(result: dict[str, Any], as_json: bool, home: str) -> None:
     if as_json:
         typer.echo(json.dumps(result, default=str))
     else:
-        _summary(Console(), result, home)
+        _summary(_out(), result, home)
     raise typer.Exit(0 if result["status"] == "SUCCESS" else 1)
 
 
@@ -209,6 +215,8 @@ def run(
 def resume(
     workflow_id: Annotated[str, typer.Argument(help="Workflow to finish.")],
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    backend: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -217,7 +225,7 @@ def resume(
     from alphaloop.workflow.api import make_executor, resume_workflow
 
     root = str(resolve_home(home))
-    executor = make_executor("local", workers=workers)
+    executor = make_executor(backend, workers=workers, scheduler=scheduler)
     try:
         result = _drive(
             resume_workflow,
@@ -268,7 +276,7 @@ def status(
             "-" if best is None else f"{best:.3f}",
             s.updated_at.isoformat(timespec="seconds"),
         )
-    Console().print(table if states else f"no workflows in {root}")
+    _out().print(table if states else f"no workflows in {root}")
 
 
 @app.command()
@@ -306,11 +314,11 @@ def show(
                     score = "-" if r.gate_score is None else f"{r.gate_score:.3f}"
                     params = ", ".join(f"{k}={v}" for k, v in r.parameters.items())
                     leaf = branch.add(
-                        f"{v.variant_id} [{r.sample}] {r.strategy_name}({params}) "
-                        f"{verdict} score {score}"
+                        f"{v.variant_id} {escape(f'[{r.sample}]')} "
+                        f"{escape(f'{r.strategy_name}({params})')} {verdict} score {score}"
                     )
                     for why in (r.failed_criteria or ())[:4]:
                         leaf.add(f"[dim]{escape(why)}[/]")
                     if r.error:
                         leaf.add(f"[dim]{escape(r.error)}[/]")
-    Console().print(tree)
+    _out().print(tree)

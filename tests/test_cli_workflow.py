@@ -1,0 +1,106 @@
+"""`alphaloop run / resume / status / show` as a user runs them: exit codes, output, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def alphaloop(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alphaloop.cli", *args, "--home", str(home)],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_run_success_then_status_show_and_resume(tmp_path: Path) -> None:
+    proc = alphaloop("run", "--ticker", "GOOG", "--gate", "sharpe_ratio>=0.2",
+                     "--gate", "num_trades>=1", "--variants", "3", "--workers", "2", "--json",
+                     home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    wid = result["workflow_id"]
+    assert result["status"] == "SUCCESS" and wid.startswith("workflow_")
+    status = alphaloop("status", home=tmp_path)
+    assert status.returncode == 0 and wid in status.stdout and "COMPLETED" in status.stdout
+    show = alphaloop("show", wid, home=tmp_path)
+    assert show.returncode == 0
+    assert "[holdout]" in show.stdout and "SUCCESS" in show.stdout
+    again = alphaloop("resume", wid, "--json", home=tmp_path)  # a finished run: same result
+    assert again.returncode == 0 and json.loads(again.stdout) == result
+
+
+def test_run_without_a_passing_strategy_exits_1_with_a_summary(tmp_path: Path) -> None:
+    proc = alphaloop("run", "--ticker", "IBM", "--gate", "sharpe_ratio>=5", "--variants", "2",
+                     home=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "FAILED" in proc.stdout and "lessons:" in proc.stdout and "ABANDON" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--ticker", "GOOG", "--gate", "sharpe>=1"], "sharpe_ratio"),
+        (["run", "--ticker", "GOOG", "--gate", "sharpe_ratio=>1"], "use '>='"),
+        (["run", "--ticker", "NOPE"], "GOOG"),
+        (["run", "--ticker", "GOOG", "--backend", "ray"], "local or dask"),
+        (["run", "--ticker", "GOOG", "--backend", "dask"], "--scheduler"),
+        (["run", "--ticker", "GOOG", "--variants", "0"], "--variants"),
+        (["run", "--ticker", "GOOG", "--strategies", "/no/such/dir"], "folder"),
+        (["resume", "workflow_nope"], "workflow_nope"),
+        (["show", "workflow_nope"], "workflow_nope"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+    proc = alphaloop(*args, home=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+SLOW = '''"""Deliberately slow, so the run can be interrupted mid-batch."""
+import numpy as np
+import pandas as pd
+
+PARAMETERS = {"work": {"default": 400, "low": 400, "high": 401}}
+
+
+def generate_positions(data, work=400):
+    close = data["close"].to_numpy()
+    acc = 0.0
+    for i in range(len(close)):
+        for _ in range(work):
+            acc = (acc + close[i]) % 7.0
+    return pd.Series(np.where(close > close.mean(), 1.0, 0.0), index=data.index)
+'''
+
+
+def test_ctrl_c_exits_130_and_resume_finishes(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "slow.py").write_text(SLOW)
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alphaloop.cli", "run", "--ticker", "GOOG", "--variants", "2",
+         "--strategies", str(mine), "--gate", "sharpe_ratio>=5", "--home", str(home), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(home.glob("workflows/*/queue.db")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "resume" in err and "Traceback" not in err
+    wid = next(home.glob("workflows/*")).name
+    status = alphaloop("status", wid, home=home)
+    assert "RUNNING" in status.stdout
