@@ -137,6 +137,16 @@ def run_workflow(
     )
     folder = workflow_dir(root, state.state.workflow_id)
     atomic_write_text(folder / "settings.json", json.dumps(settings, indent=1))
+    return _run(state, settings, executor, on_event)
+
+
+def _run(
+    state: StateManager,
+    settings: Mapping[str, Any],
+    executor: Executor | None,
+    on_event: Event | None,
+) -> WorkflowResult:
+    """Run the assembled orchestrator; a pool made here (none given) is closed here."""
     own = executor is None
     executor = executor or LocalPool()
     try:
@@ -160,10 +170,4 @@ def resume_workflow(
         # Interrupted by an exception or a signal, not abandoned by routing: carry on.
         state.update(status="RUNNING", failure_reason=None)
     settings = json.loads((workflow_dir(root, workflow_id) / "settings.json").read_text())
-    own = executor is None
-    executor = executor or LocalPool()
-    try:
-        return _assemble(state, settings, executor, on_event).run()
-    finally:
-        if own:
-            executor.close()
+    return _run(state, settings, executor, on_event)

@@ -337,9 +337,9 @@ class Orchestrator:
             for c, t in zip(todo, tasks, strict=True):
                 rec = self._record(exp_id, c.variant_id, t.task_id, props[c.task_id], "holdout", [])
                 self.p.tracker.log_record(rec)
-            st = self.p.state
-            st.update(holdout_looks=st.state.holdout_looks + len(todo))
             done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
+            # counted from the records, so a crash between the two writes cannot lose a look
+            self.p.state.update(holdout_looks=len(done))
         return {k: r.gate_passed for k, r in done.items()}
 
     @staticmethod
