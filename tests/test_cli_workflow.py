@@ -50,6 +50,8 @@ def test_run_without_a_passing_strategy_exits_1_with_a_summary(tmp_path: Path) -
         (["run", "--ticker", "GOOG", "--gate", "sharpe>=1"], "sharpe_ratio"),
         (["run", "--ticker", "GOOG", "--gate", "sharpe_ratio=>1"], "use '>='"),
         (["run", "--ticker", "NOPE"], "GOOG"),
+        (["run", "--ticker", "GOOG", "--timeframe", "1h"], "daily"),
+        (["run", "--ticker", "GOOG", "--start", "2013-01-01"], "holdout"),
         (["run", "--ticker", "GOOG", "--backend", "ray"], "local or dask"),
         (["run", "--ticker", "GOOG", "--backend", "dask"], "--scheduler"),
         (["run", "--ticker", "GOOG", "--variants", "0"], "--variants"),
@@ -64,6 +66,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expec
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert not list(tmp_path.glob("workflows/*")), "bad input must not leave a workflow behind"
 
 
 SLOW = '''"""Deliberately slow, so the run can be interrupted mid-batch."""

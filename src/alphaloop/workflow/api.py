@@ -22,7 +22,13 @@ from alphaloop.errors import ConfigError
 from alphaloop.execution import QUEUE_FILENAME, Executor, LocalPool, TaskQueue, resolve_home
 from alphaloop.execution.task_runner import run_task
 from alphaloop.workflow.gate import QualityCriteria
-from alphaloop.workflow.orchestrator import Event, Orchestrator, Parts, WorkflowResult
+from alphaloop.workflow.orchestrator import (
+    Event,
+    Orchestrator,
+    Parts,
+    WorkflowResult,
+    split_bars,
+)
 from alphaloop.workflow.routing import RoutingEngine
 from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
 from alphaloop.workflow.tracker import ExperimentTracker
@@ -121,7 +127,9 @@ def run_workflow(
         "commission": commission,
         "slippage_bps": slippage_bps,
     }
-    load_strategies(strategies_dir)  # fail on bad user strategies before creating anything
+    # fail on bad data, dates or user strategies before creating anything
+    split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction)
+    load_strategies(strategies_dir)
     state = StateManager.create(
         root,
         research_directive=research_directive,

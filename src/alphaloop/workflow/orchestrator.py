@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from alphaloop.agents.development import (
     DevelopmentInput,
@@ -45,7 +46,7 @@ from alphaloop.workflow.routing import RoutingDecision, RoutingEngine
 from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
 from alphaloop.workflow.tracker import ExperimentRecord, ExperimentTracker
 
-__all__ = ["Orchestrator", "Parts", "WorkflowResult"]
+__all__ = ["Orchestrator", "Parts", "WorkflowResult", "split_bars"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,20 @@ class Parts:
 WorkflowResult = dict[str, Any]
 
 
+def split_bars(
+    ticker: str,
+    timeframe: str,
+    data_path: str | None,
+    start: str | None,
+    end: str | None,
+    in_sample_fraction: float,
+) -> tuple[pd.DataFrame, int]:
+    """The workflow's bars and the position of the first holdout bar (`DataError`/
+    `ConfigError` for bad input, raised before anything is created)."""
+    bars = slice_dates(load(ticker, timeframe, data_path), start, end)
+    return bars, holdout_start(len(bars), in_sample_fraction)
+
+
 class Orchestrator:
     """Drives one workflow to SUCCESS or FAILED; `run()` also resumes an interrupted one."""
 
@@ -80,9 +95,10 @@ class Orchestrator:
         self.p = parts
         self.on_event = on_event or (lambda kind, info: None)
         s = parts.state.state
-        bars = slice_dates(load(s.ticker, s.timeframe, s.data_path), s.start, s.end)
+        bars, k = split_bars(
+            s.ticker, s.timeframe, s.data_path, s.start, s.end, s.in_sample_fraction
+        )
         self.bars_per_year = bars_per_year(s.timeframe, bars.index)
-        k = holdout_start(len(bars), s.in_sample_fraction)
         self.in_sample = bars.iloc[:k]
         self.first_date = bars.index[0].isoformat()
         self.last_in_sample = bars.index[k - 1].isoformat()
