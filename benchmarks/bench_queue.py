@@ -2,13 +2,16 @@
 
     PYTHONPATH=src python benchmarks/bench_queue.py [--tasks 10000] [--repeat 3] [--no-dask]
 
-1. The durable queue alone: enqueue_batch, dequeue_many + mark_completed (one transaction
-   per outcome, as the executors do).
+1. The durable queue alone: enqueue_batch; dequeue_many + mark_completed (one transaction per
+   outcome); dequeue_many + mark_completed_many (one transaction per 64 outcomes, as the local
+   pool records the results that arrive together).
 2. LocalPool(2) draining N trivial tasks end to end (claim, pipe, run, record in SQLite),
    against a bare ``concurrent.futures.ProcessPoolExecutor.map`` of the same function in the
    same run (no durability, nothing recorded).
 3. DaskBackend on a LocalCluster(2 workers x 1 thread, processes) vs a bare ``client.map``.
-4. 500 real backtests with 1 vs 2 workers (skipped if the backtest layer is not importable).
+4. 500 real SMA-crossover backtests with 1 vs 2 workers, on GOOG (the issue's workload) or on
+   the five embedded tickers (``--real-ticker all``); skipped if the backtest layer is not
+   importable.
 
 Medians over ``--repeat`` runs are printed.
 """
@@ -16,6 +19,7 @@ Medians over ``--repeat`` runs are printed.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -77,9 +81,23 @@ def bench_queue(n: int, repeat: int, tmp: Path) -> None:
         q.close()
         return dt
 
+    def cycle_many() -> float:
+        q = TaskQueue(tmp / f"q{time.perf_counter_ns()}.db")
+        q.enqueue_batch(tasks)
+        t0 = time.perf_counter()
+        while claims := q.dequeue_many(64):
+            q.mark_completed_many([(c.task_id, '{"ok": 1}', c.attempt) for c in claims])
+        dt = time.perf_counter() - t0
+        q.close()
+        return dt
+
     e, c = median_time(enqueue, repeat), median_time(cycle, repeat)
+    m = median_time(cycle_many, repeat) if hasattr(TaskQueue, "mark_completed_many") else None
     print(f"queue   enqueue_batch({n})            {e * 1e3:8.1f} ms   {n / e:10,.0f} tasks/s")
     print(f"queue   dequeue_many(64)+mark_completed {c * 1e3:8.1f} ms   {n / c:10,.0f} tasks/s")
+    if m is not None:
+        rate = f"{n / m:8,.0f}"
+        print(f"queue   dequeue_many(64)+mark_completed_many {m * 1e3:8.1f} ms {rate} tasks/s")
 
 
 def bench_local(n: int, repeat: int, tmp: Path, workers: int) -> float:
@@ -190,7 +208,7 @@ def bench_dask(n: int, repeat: int, tmp: Path) -> None:
             cluster.close()
 
 
-def bench_real(tmp: Path, repeat: int, n: int = 500) -> None:
+def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> None:
     try:
         from alphaloop.backtest.strategy import library_source
         from alphaloop.data import SAMPLE_TICKERS
@@ -206,7 +224,7 @@ def bench_real(tmp: Path, repeat: int, n: int = 500) -> None:
             variant_id=f"v{i}",
             strategy_code=src,
             strategy_name="sma_crossover",
-            ticker=SAMPLE_TICKERS[i % len(SAMPLE_TICKERS)],
+            ticker=SAMPLE_TICKERS[i % len(SAMPLE_TICKERS)] if ticker == "all" else ticker,
             strategy_parameters={"fast": 2 + i % 40, "slow": 50 + i // 40},
         )
         for i in range(n)
@@ -216,8 +234,16 @@ def bench_real(tmp: Path, repeat: int, n: int = 500) -> None:
         for t in tasks[:20]
     ]
     times: dict[int, list[float]] = {1: [], 2: []}
+    ref: dict[int, list[float]] = {1: [], 2: []}
+    fs = mp.get_context("forkserver")
     for rep in range(repeat):
         for workers in (1, 2):
+            # reference: a bare ProcessPoolExecutor of run_task (nothing recorded)
+            with ProcessPoolExecutor(workers, mp_context=fs) as ex:
+                list(ex.map(run_task, warmups))
+                t0 = time.perf_counter()
+                assert len(list(ex.map(run_task, tasks, chunksize=25))) == n
+                ref[workers].append(time.perf_counter() - t0)
             # a fresh pool per timing: empty per-process indicator memo, so every backtest
             # is computed; the warm-up (other parameters) loads modules and data only
             with LocalPool(workers, cpu_threshold=CPU_THRESHOLD) as pool:
@@ -235,9 +261,14 @@ def bench_real(tmp: Path, repeat: int, n: int = 500) -> None:
         dt = statistics.median(ts)
         rates[workers] = n / dt
         print(
-            f"real    {n} backtests, {workers} worker(s)         {dt * 1e3:8.1f} ms   "
+            f"real    {n} backtests on {ticker}, {workers} worker(s)  {dt * 1e3:8.1f} ms   "
             f"{n / dt:10,.1f} tasks/s   {dt / n * 1e3:.2f} ms/task"
         )
+    r1, r2 = statistics.median(ref[1]), statistics.median(ref[2])
+    print(
+        f"ref     ProcessPoolExecutor.map(run_task, chunksize=25) on {ticker}: 1 worker "
+        f"{r1 * 1e3:.1f} ms, 2 workers {r2 * 1e3:.1f} ms, speed-up {r1 / r2:.2f}x"
+    )
     print(f"real    speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
 
 
@@ -249,6 +280,9 @@ def main() -> None:
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--dask-tasks", type=int, default=2_000)
     ap.add_argument("--cpu-threshold", type=float, default=1.0)
+    ap.add_argument(
+        "--real-ticker", default="GOOG", help="ticker of the real backtests, or 'all' (5 tickers)"
+    )
     args = ap.parse_args()
     global CPU_THRESHOLD
     CPU_THRESHOLD = args.cpu_threshold
@@ -268,7 +302,7 @@ def main() -> None:
         )
         if not args.no_dask:
             bench_dask(args.dask_tasks, args.repeat, tmp)
-        bench_real(tmp, args.repeat)
+        bench_real(tmp, args.repeat, args.real_ticker)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,22 @@ def assert_at_strength(pool: LocalPool) -> None:
     assert all(psutil.pid_exists(p) for p in pids)
 
 
+def test_results_are_recorded_before_on_result(q: TaskQueue) -> None:
+    """Outcomes are committed in batches; a callback only ever sees a recorded result."""
+    q.enqueue_batch([task(i) for i in range(200)])
+    seen: list[str] = []
+
+    def on_result(tid: str, result: dict[str, object]) -> None:
+        assert q.state(tid) is TaskState.COMPLETED
+        assert q.get_result(tid) == result
+        seen.append(tid)
+
+    with LocalPool(2, cpu_threshold=1.0, probe=None) as pool:
+        summary = pool.run(q, _tasks.mixed, on_result=on_result)
+    assert summary.completed == 200 and sorted(seen) == sorted(f"t{i}" for i in range(200))
+    assert q.get_stats() == {"queued": 0, "in_progress": 0, "completed": 200, "failed": 0}
+
+
 def test_mixed_batch_faults_and_successes(q: TaskQueue, tmp_path: Path) -> None:
     """Flaky, raising, hanging and memory-hungry tasks fail as attempts while the rest of
     the same batch completes."""

@@ -159,6 +159,56 @@ def test_results_must_be_json_dicts(q: TaskQueue) -> None:
     assert q.state("t1") is TaskState.IN_PROGRESS
 
 
+def test_result_text_must_be_a_json_object(q: TaskQueue) -> None:
+    q.enqueue(task(1))
+    c = q.dequeue()
+    for bad in ("[1, 2]", "not json", "3"):
+        with pytest.raises(TypeError, match="must be a dict"):
+            q.mark_completed("t1", bad, c.attempt)
+    assert q.state("t1") is TaskState.IN_PROGRESS
+    assert q.mark_completed("t1", '{"sharpe": 1.5}', c.attempt)
+    assert q.get_result("t1") == {"sharpe": 1.5}
+
+
+def test_mark_completed_many_is_one_transaction_guarded_per_task(q: TaskQueue) -> None:
+    q.enqueue_batch([task(i) for i in range(4)])
+    claims = {c.task_id: c for c in q.dequeue_many(4)}
+    stale = claims["t3"].attempt
+    assert q.release("t3", stale)
+    before = q._conn.total_changes
+    got = q.mark_completed_many(
+        [
+            ("t0", {"v": 0}, claims["t0"].attempt),
+            ("t1", '{"v": 1}', claims["t1"].attempt, 4242, 123.0),
+            ("t0", {"v": "again"}, claims["t0"].attempt),  # repeat in the batch: ignored
+            ("t2", {"v": 2}, claims["t2"].attempt + 1),  # wrong attempt: ignored
+            ("t3", {"v": 3}, stale),  # released since: ignored
+        ]
+    )
+    assert got == [True, True, False, False, False]
+    assert q.get_result("t0") == {"v": 0} and q.get_result("t1") == {"v": 1}
+    assert q.state("t2") is TaskState.IN_PROGRESS and q.state("t3") is TaskState.QUEUED
+    a1 = q.attempts("t1")[0]
+    assert (a1.outcome, a1.worker_pid, a1.started_at) == ("completed", 4242, 123.0)
+    assert q._conn.total_changes > before
+    # one invalid result: nothing in the batch is recorded
+    with pytest.raises(TypeError, match="must be a dict"):
+        q.mark_completed_many([("t2", {"v": 2}, claims["t2"].attempt), ("t2", "[]", 1)])
+    assert q.state("t2") is TaskState.IN_PROGRESS
+    assert q.mark_completed_many([]) == []
+
+
+def test_dequeue_split_hands_out_claims_in_order(q: TaskQueue) -> None:
+    q.enqueue_batch([task(i) for i in range(5)])
+    assert q.count_ready() == 5 and q.count_ready(limit=2) == 2
+    a, b, c = q.dequeue_split([(2, 11), (2, 22), (3, 33)])
+    assert [x.task_id for x in a] == ["t0", "t1"]
+    assert [x.task_id for x in b] == ["t2", "t3"]
+    assert [x.task_id for x in c] == ["t4"]
+    assert q.attempts("t2")[0].worker_pid == 22 and q.attempts("t4")[0].worker_pid == 33
+    assert q.count_ready() == 0 and q.dequeue_split([(3, None)]) == [[]]
+
+
 def test_failures_retry_with_backoff_then_fail(tmp_path: Path) -> None:
     q = TaskQueue(tmp_path / "q.db", retry=RetryPolicy(base=0.2, jitter=0.0))
     q.enqueue(task(1))  # max_retries=3 -> at most 3 attempts

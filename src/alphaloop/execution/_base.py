@@ -16,7 +16,7 @@ importable by name in the worker process). Its dict must be JSON-serialisable.""
 
 OnResult = Callable[[str, dict[str, Any]], None]
 """Called in the orchestrating process as ``on_result(task_id, result)`` after a result has
-been recorded (once per task)."""
+been recorded, i.e. committed to the queue (once per task)."""
 
 StopWhen = Callable[[], bool]
 """Polled between events; when it returns True the executor stops dispatching, lets running
@@ -30,8 +30,9 @@ class Executor(ABC):
 
     * The queue is the only source of truth. The executor claims tasks with
       ``dequeue``/``dequeue_many`` and reports each attempt's outcome with ``mark_completed``
-      (JSON dict) or ``mark_failed`` (error message and traceback text), passing the claim's
-      attempt number; it never keeps task state of its own across runs.
+      / ``mark_completed_many`` (JSON dict or its JSON text) or ``mark_failed`` (error
+      message and traceback text), passing the claim's attempt number; it never keeps task
+      state of its own across runs.
     * An exception raised by ``fn``, the loss of the process running it, exceeding the
       per-task wall timeout or memory limit are failed attempts (the queue decides retry or
       give-up). Messages: ``"<Type>: <message>"``, ``"worker process died (...)"``,

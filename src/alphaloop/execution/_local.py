@@ -16,6 +16,15 @@ Design
   worker never waits for a round trip, at most ``max_batch``). Workers load market data
   themselves through the per-process cache of ``alphaloop.data.load`` and stay alive across
   tasks and runs, so the cache pays off.
+* **Few transactions per task.** Results that arrive close together (within
+  ``commit_interval``) are recorded in ONE transaction (:meth:`TaskQueue.mark_completed_many`,
+  still guarded per task), and ``on_result`` is called only after that commit. Workers send the
+  JSON text they produced; it is stored as-is. While every busy worker has queued claims behind
+  its running task the loop sleeps on process sentinels and the signal pipe only, then reads
+  all the results at once. Top-ups claim for all workers in one transaction. A result received
+  but not yet committed when the orchestrator is SIGKILLed is lost and its task re-runs after
+  recovery (at-least-once execution, exactly-once recording); nothing acknowledged through
+  ``on_result`` is ever lost.
 * **Recycling.** A worker is retired (after its backlog) when it has run
   ``max_tasks_per_worker`` tasks or its RSS exceeds ``max_worker_rss``, and replaced at once.
 * **Limits.** Wall timeout per task (the parent SIGKILLs the worker) and an address-space
@@ -41,12 +50,13 @@ import logging
 import multiprocessing as mp
 import os
 import pickle
+import select
 import signal
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
 from alphaloop.execution._base import (
@@ -66,6 +76,8 @@ from alphaloop.execution._worker import worker_main
 logger = logging.getLogger(__name__)
 
 GiB = 1 << 30
+_FLUSH_MAX = 512
+"""Most results recorded in one transaction."""
 
 
 def default_workers() -> int:
@@ -84,6 +96,7 @@ class _Worker:
     outbox: Connection
     pid: int
     outstanding: deque[Claim] = field(default_factory=deque)
+    poller: Any = None
     head_since: float = 0.0
     tasks_done: int = 0
     rss: int = 0
@@ -117,6 +130,8 @@ class LocalPool(Executor):
         grace: Seconds running tasks get to finish after SIGINT/SIGTERM.
         max_batch: Most claims queued at one worker.
         batch_seconds: Target seconds of work queued at one worker.
+        commit_interval: Results that arrive within this many seconds of each other are
+            recorded in one transaction (0: one transaction per wake-up of the loop).
         start_method: ``"forkserver"`` (default) or ``"spawn"``.
     """
 
@@ -133,7 +148,8 @@ class LocalPool(Executor):
         probe: ResourceProbe | None = None,
         grace: float = 10.0,
         max_batch: int = 64,
-        batch_seconds: float = 0.02,
+        batch_seconds: float = 0.05,
+        commit_interval: float = 0.02,
         start_method: str = "forkserver",
     ) -> None:
         self.max_workers = max_workers or default_workers()
@@ -150,6 +166,9 @@ class LocalPool(Executor):
         self.grace = grace
         self.max_batch = max_batch
         self.batch_seconds = batch_seconds
+        if commit_interval < 0:
+            raise ValueError(f"commit_interval must be >= 0 seconds, got {commit_interval}")
+        self.commit_interval = float(commit_interval)
         self._gate = ResourceGate(probe or PsutilProbe(), cpu_threshold, memory_threshold, logger)
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
@@ -165,6 +184,15 @@ class LocalPool(Executor):
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
         self._closed = False
+        # completions read but not yet recorded: (worker, task_id, attempt, body, started)
+        self._done: list[tuple[_Worker, str, int, str, float]] = []
+        self._done_since = 0.0
+        self._ready_hint: int | None = None  # ready tasks left, counted near the end only
+        self._on_result: OnResult | None = None
+        self._poll: Any = None
+        self._quiet_poll: Any = None
+        self._poll_key: tuple[int, ...] = ()
+        self._poll_map: dict[int, tuple[_Worker | None, bool]] = {}
 
     # ------------------------------------------------------------------ workers
     @property
@@ -185,6 +213,8 @@ class LocalPool(Executor):
         inbox_r.close()
         outbox_w.close()
         w = _Worker(proc=proc, inbox=inbox_w, outbox=outbox_r, pid=proc.pid)
+        w.poller = select.poll()
+        w.poller.register(outbox_r.fileno(), select.POLLIN)
         if self._fn_msg is not None:
             self._send(w, self._fn_msg)
         self._workers.append(w)
@@ -258,6 +288,9 @@ class LocalPool(Executor):
             ) from exc
         self._running = True
         self._signal, self._force = None, False
+        self._on_result = on_result
+        self._done.clear()
+        self._ready_hint = None
         t0 = time.monotonic()
         counts = _Counts()
         stopped = False
@@ -274,6 +307,7 @@ class LocalPool(Executor):
             stopped = self._loop(queue, counts, on_result, stop_when)
             if stopped or self._signal is not None:
                 self._drain(queue, counts, on_result)
+            self._flush(queue, counts, on_result)
         except BaseException:
             self._abort(queue)
             raise
@@ -281,6 +315,7 @@ class LocalPool(Executor):
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
             self._running = False
+            self._on_result = None
         summary = RunSummary(
             completed=counts.completed,
             failed_attempts=counts.failed_attempts,
@@ -341,14 +376,24 @@ class LocalPool(Executor):
             self._replace_lost()
 
     def _dispatch(self, queue: TaskQueue) -> bool:
-        """Top up workers' backlogs. Returns False if the queue ran short."""
+        """Top up workers' backlogs. Returns False if the queue ran short.
+
+        Nothing happens until some worker is down to half its target depth; then every
+        worker below the target is topped up, with ONE claim transaction for all of them."""
         depth = self._depth()
+        half = depth // 2
+        eligible = sorted(
+            (w for w in self._workers if not (w.retiring or w.stopping)),
+            key=lambda w: len(w.outstanding),
+        )
+        if not eligible or len(eligible[0].outstanding) > half:
+            return True
         n_busy = sum(1 for w in self._workers if w.outstanding)
-        for w in sorted(self._workers, key=lambda w: len(w.outstanding)):
-            if w.retiring or w.stopping:
-                continue
+        fair: int | None = None  # per-worker share of the remaining work (near the end)
+        plan: list[tuple[_Worker, int]] = []
+        for w in eligible:
             have = len(w.outstanding)
-            if have > depth // 2:
+            if have >= depth:
                 continue
             # an additional concurrent task (or keeping >1 busy) must pass the resource gate;
             # the first busy worker never waits, so the pool cannot starve itself
@@ -359,54 +404,169 @@ class LocalPool(Executor):
             if want <= 0:
                 w.retiring = True
                 continue
-            claims = queue.dequeue_many(want, worker_pid=w.pid)
-            if not claims:
-                return False
-            if not w.outstanding:
-                w.head_since = time.monotonic()
+            if want > 1 and len(eligible) > 1:
+                # near the end of the queue, split what is left evenly so that one worker
+                # doesn't run a long backlog alone while the others idle
+                if fair is None:
+                    cap = depth * len(eligible)
+                    if self._ready_hint is None or self._ready_hint < 2 * cap:
+                        self._ready_hint = queue.count_ready(limit=4 * cap)
+                    ready = self._ready_hint
+                    if ready >= cap:
+                        fair = depth
+                    else:
+                        backlog = sum(len(x.outstanding) for x in eligible)
+                        fair = -(-(ready + backlog) // len(eligible))
+                want = min(want, max(1 if have == 0 else 0, fair - have))
+                if want <= 0:
+                    continue
+            plan.append((w, want))
+            if have == 0:
                 n_busy += 1
+        if not plan:
+            return True
+        parts = queue.dequeue_split([(want, w.pid) for w, want in plan])
+        if self._ready_hint is not None:
+            self._ready_hint -= sum(len(p) for p in parts)
+        got_all = True
+        for (w, want), claims in zip(plan, parts, strict=True):
+            if len(claims) < want:
+                got_all = False
+            if not claims:
+                continue
             if not self._send(w, ("tasks", [(c.task_id, c.attempt, c.payload) for c in claims])):
                 queue.release_many([(c.task_id, c.attempt) for c in claims])
-                if not w.outstanding:
-                    n_busy -= 1
                 continue
+            if not w.outstanding:
+                w.head_since = time.monotonic()
             w.outstanding.extend(claims)
-            if len(claims) < want:
-                return False
-        return True
+        return got_all
+
+    def _poller(self) -> Any:
+        """A ``select.poll`` over every worker's result pipe and process sentinel plus the
+        signal self-pipe (and one over sentinels and self-pipe only, ``self._quiet_poll``);
+        rebuilt only when the set of workers changes."""
+        ws = [*self._workers, *self._exiting]
+        key = tuple(id(w) for w in ws)
+        if self._poll is None or key != self._poll_key:
+            p, quiet = select.poll(), select.poll()
+            fds: dict[int, tuple[_Worker | None, bool]] = {self._wake_r: (None, False)}
+            quiet.register(self._wake_r, select.POLLIN)
+            for w in ws:
+                fds[w.outbox.fileno()] = (w, False)
+                fds[w.proc.sentinel] = (w, True)
+                quiet.register(w.proc.sentinel, select.POLLIN)
+            for fd in fds:
+                p.register(fd, select.POLLIN)
+            self._poll, self._poll_key, self._poll_map = p, key, fds
+            self._quiet_poll = quiet
+        return self._poll
+
+    def _slack(self) -> float:
+        """Seconds the loop may leave results unread: while every busy worker still has
+        queued claims behind its running task, reading a result earlier changes nothing
+        (the claim backlog, not the parent, keeps the worker busy). Half the estimated
+        queued work of the least-stocked busy worker, at most ``commit_interval / 2``;
+        0 when any busy worker is on its last claim or is stopping."""
+        ts = self._task_seconds
+        if ts is None or self._signal is not None or self.commit_interval <= 0:
+            return 0.0
+        least = None
+        for w in self._workers:
+            n = len(w.outstanding)
+            if n:
+                if w.stopping or w.retiring:
+                    return 0.0
+                least = n if least is None else min(least, n)
+        if least is None or self._exiting:
+            return 0.0
+        return min(self.commit_interval / 2, (least - 1) * ts / 2)
 
     def _handle_events(
         self, queue: TaskQueue, counts: _Counts, on_result: OnResult | None, timeout: float
     ) -> bool:
-        """Wait for results/deaths up to ``timeout``; returns True if anything happened."""
-        conns: dict[Any, _Worker] = {}
-        for w in [*self._workers, *self._exiting]:
-            conns[w.outbox] = w
-            conns[w.proc.sentinel] = w
-        ready = wait([*conns, self._wake_r], timeout)
+        """Wait for results/deaths up to ``timeout``; returns True if anything happened.
+
+        Every result that arrived is recorded in one transaction before it returns."""
+        poller = self._poller()
+        quiet = self._slack() if timeout > 0 else 0.0
+        if quiet >= 0.001:
+            # results can wait a little: sleep on deaths and signals only, then take every
+            # result that arrived in the meantime in one go (fewer wake-ups, fewer commits)
+            self._quiet_poll.poll(int(min(timeout, quiet) * 1000))
+            timeout = 0.0
+        if self._done:
+            # don't sleep past the moment the pending results are due to be committed
+            due = self._done_since + self.commit_interval - time.monotonic()
+            timeout = max(0.0, min(timeout, due))
+        ready = poller.poll(max(0, int(timeout * 1000 + 0.999)))
         if not ready:
+            self._flush_due(queue, counts, on_result)
             return False
-        if self._wake_r in ready:
-            with contextlib.suppress(OSError):
-                os.read(self._wake_r, 512)
-        for obj in ready:
-            w = conns.get(obj)
-            if w is None or w.dead:
+        fds = self._poll_map
+        dead: list[_Worker] = []
+        for fd, _ev in ready:
+            w, is_sentinel = fds.get(fd, (None, False))
+            if w is None:
+                if fd == self._wake_r:
+                    with contextlib.suppress(OSError):
+                        os.read(self._wake_r, 512)
                 continue
-            self._read_results(w, queue, counts, on_result)
-            if obj is w.proc.sentinel:
-                self._reap(w, queue, counts)
+            if w.dead:
+                continue
+            self._read_results(w, queue, counts)
+            if is_sentinel:
+                dead.append(w)
+        self._flush_due(queue, counts, on_result)
+        for w in dead:
+            self._reap(w, queue, counts)
         return True
 
-    def _read_results(
-        self, w: _Worker, queue: TaskQueue, counts: _Counts, on_result: OnResult | None
-    ) -> None:
+    def _flush_due(self, queue: TaskQueue, counts: _Counts, on_result: OnResult | None) -> None:
+        """:meth:`_flush` if the oldest pending result has waited ``commit_interval``, if
+        many are pending, or if no worker has work left (nothing more is coming soon)."""
+        if not self._done:
+            return
+        if (
+            len(self._done) >= _FLUSH_MAX
+            or time.monotonic() - self._done_since >= self.commit_interval
+            or not any(w.outstanding for w in self._workers)
+        ):
+            self._flush(queue, counts, on_result)
+
+    def _flush(self, queue: TaskQueue, counts: _Counts, on_result: OnResult | None) -> None:
+        """Record the completions read so far in ONE transaction, then call ``on_result``
+        for each one that was recorded (never before its result is committed)."""
+        if not self._done:
+            return
+        items, self._done = self._done, []
+        try:
+            # the worker produced each body with json.dumps(dict(result)): a JSON object by
+            # construction, stored as-is (parsed here only when a callback needs the dict)
+            parsed = [json.loads(it[3]) for it in items] if on_result is not None else None
+            oks = queue._mark_completed_texts(
+                [(tid, body, attempt, w.pid, started) for w, tid, attempt, body, started in items]
+            )
+        except BaseException:
+            self._done = items + self._done  # unrecorded: _abort hands them back
+            raise
+        counts.completed += sum(oks)
+        if on_result is not None and parsed is not None:
+            for it, ok, result in zip(items, oks, parsed, strict=True):
+                if ok:
+                    on_result(it[1], result)
+
+    def _read_results(self, w: _Worker, queue: TaskQueue, counts: _Counts) -> None:
+        """Take every message waiting in ``w``'s result pipe. Failures are recorded at once;
+        completions are queued in ``self._done`` for :meth:`_flush` (one transaction)."""
+        poll = w.poller.poll
+        recv = w.outbox.recv
         while True:
             try:
-                if not w.outbox.poll():
+                if not poll(0):
                     return
-                msg = w.outbox.recv()
-            except (EOFError, OSError):
+                msg = recv()
+            except (EOFError, OSError, ValueError):
                 return
             task_id, attempt, ok, body, tb, started, elapsed, rss, fatal = msg
             claim = None
@@ -423,12 +583,9 @@ class LocalPool(Executor):
             if claim is None:
                 continue
             if ok:
-                if queue.mark_completed(
-                    task_id, body, attempt, worker_pid=w.pid, started_at=started
-                ):
-                    counts.completed += 1
-                    if on_result is not None:
-                        on_result(task_id, json.loads(body))
+                if not self._done:
+                    self._done_since = time.monotonic()
+                self._done.append((w, task_id, attempt, body, started))
             else:
                 self._fail(queue, counts, task_id, attempt, body, tb, w.pid, started)
             if fatal:
@@ -477,7 +634,7 @@ class LocalPool(Executor):
             return
         w.dead = True
         w.proc.join(1.0)
-        self._read_results(w, queue, counts, None)
+        self._read_results(w, queue, counts)
         pending = list(w.outstanding)
         w.outstanding.clear()
         if pending:
@@ -496,6 +653,7 @@ class LocalPool(Executor):
                 lst.remove(w)
         for c in (w.inbox, w.outbox):
             c.close()
+        self._flush(queue, counts, self._on_result)
 
     def _check_timeouts(self, queue: TaskQueue, counts: _Counts) -> None:
         now = time.monotonic()
@@ -504,7 +662,7 @@ class LocalPool(Executor):
                 head = w.outstanding[0]
                 w.proc.kill()
                 w.proc.join(2.0)
-                self._read_results(w, queue, counts, None)
+                self._read_results(w, queue, counts)
                 if w.outstanding and w.outstanding[0] is head:
                     err = f"timed out after {format_seconds(self.task_timeout)} s"
                     self._reap(w, queue, counts, head_error=err)
@@ -574,3 +732,12 @@ class LocalPool(Executor):
                 c.close()
         self._workers.clear()
         self._exiting.clear()
+        # completions read but not recorded (the error hit before their transaction)
+        done, self._done = self._done, []
+        with contextlib.suppress(Exception):
+            if done:
+                queue.release_many(
+                    [(tid, attempt) for _w, tid, attempt, _b, _s in done],
+                    started=True,
+                    reason="orchestrator error before the result was recorded",
+                )
