@@ -210,3 +210,25 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, pool: LocalPool) 
     # every task ran to one result: none lost, none duplicated
     counts = queue_counts(home / "workflows" / wid / QUEUE_FILENAME)
     assert set(counts) == {"completed"}
+
+
+def test_any_record_reruns_to_the_same_numbers(tmp_path: Path, pool: LocalPool) -> None:
+    from alphaloop.backtest import runner
+    from alphaloop.backtest.strategy import from_source
+    from alphaloop.data import fingerprint, load, slice_dates
+    from alphaloop.workflow.tracker import code_hash
+
+    result = run_workflow("GOOG", "", LENIENT, home=tmp_path, n_variants=3, executor=pool)
+    with ExperimentTracker(tmp_path, result["workflow_id"], readonly=True) as t:
+        records = [r for r in t.records(sample=None) if not r.error]
+    assert any(r.sample == "holdout" for r in records)
+    for r in records:
+        bars = slice_dates(load(r.ticker, r.timeframe, r.data_path), r.start, r.end)
+        assert fingerprint(bars) == r.data_fingerprint
+        assert code_hash(r.strategy_code) == r.code_hash
+        strat = from_source(r.strategy_code, r.strategy_name)
+        again = runner.backtest(strat, bars, dict(r.parameters), commission=r.commission,
+                                slippage_bps=r.slippage_bps, timeframe=r.timeframe,
+                                eval_start=r.eval_start).metrics
+        for key, value in again.items():
+            assert r.metrics[key] == pytest.approx(value, nan_ok=True), (r.task_id, key)

@@ -410,10 +410,13 @@ class Orchestrator:
             sample=sample,
             ticker=s.ticker,
             timeframe=s.timeframe,
-            start=self.first_date[:10],
-            end=(self.last_date if sample == "holdout" else self.last_in_sample)[:10],
+            start=self.first_date,
+            end=self.last_date if sample == "holdout" else self.last_in_sample,
             data_path=s.data_path,
             data_fingerprint=(result or {}).get("data_fingerprint"),
+            eval_start=self.holdout_first if sample == "holdout" else None,
+            commission=self.p.commission,
+            slippage_bps=self.p.slippage_bps,
         )
 
     def _dsr(self, result: dict[str, Any], trials: list[float]) -> float | None:

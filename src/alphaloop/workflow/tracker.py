@@ -184,6 +184,11 @@ class ExperimentRecord(BaseModel):
     end: DateText = None
     data_path: str | None = None
     data_fingerprint: str | None = None
+    eval_start: DateText = Field(
+        default=None, description="First traded and measured bar (holdout runs); earlier bars "
+        "only warm indicators up")
+    commission: float = Field(default=0.001, ge=0.0)
+    slippage_bps: float = Field(default=0.0, ge=0.0)
 
     @model_validator(mode="before")
     @classmethod
