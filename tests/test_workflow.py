@@ -232,3 +232,19 @@ def test_any_record_reruns_to_the_same_numbers(tmp_path: Path, pool: LocalPool) 
                                 eval_start=r.eval_start).metrics
         for key, value in again.items():
             assert r.metrics[key] == pytest.approx(value, nan_ok=True), (r.task_id, key)
+
+
+def test_an_exception_marks_the_workflow_failed_with_its_reason(
+        tmp_path: Path, pool: LocalPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alphaloop.agents.research import ResearchSwarm
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("research data source unavailable")
+
+    monkeypatch.setattr(ResearchSwarm, "run", broken)
+    with pytest.raises(RuntimeError):
+        run_workflow("GOOG", "", LENIENT, home=tmp_path, n_variants=2, executor=pool)
+    (state,) = list_workflows(tmp_path)
+    assert state.status == "FAILED"
+    assert state.failure_reason == "RuntimeError: research data source unavailable"
+    assert state.current_phase == "RESEARCH_SWARM"  # where it stopped; resume retries from here
