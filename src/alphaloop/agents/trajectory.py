@@ -189,7 +189,7 @@ class RuleBasedTrajectoryAdvisor:
                 (
                     f"{cls}: no new best for {since} iterations, "
                     f"{stats.decline_run} straight declines; keep the best "
-                    f"({stats.best}) and change direction"
+                    f"({'n/a' if stats.best is None else f'{stats.best:.3f}'}) and change direction"
                 ),
             )
         else:

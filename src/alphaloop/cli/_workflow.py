@@ -18,14 +18,14 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from alphaloop.cli import app
+from alphaloop.cli import app, err_console
 
 HomeOpt = Annotated[
     str | None,
     typer.Option("--home", help="Run folder (default $ALPHALOOP_HOME or ./.alphaloop)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-err = Console(stderr=True)
+err = err_console
 
 
 def _out() -> Console:
