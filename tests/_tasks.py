@@ -16,6 +16,24 @@ from typing import Any
 from alphaloop.execution import BacktestTask
 
 
+def task(
+    i: int | str, do: str = "ok", d: Path | None = None, max_retries: int = 3, **params: object
+) -> BacktestTask:
+    """A test task `t<i>` whose parameters tell `mixed` what to do (`do`, files under `d`)."""
+    sp: dict[str, object] = {"do": do, **params}
+    if d is not None:
+        sp["dir"] = str(d)
+    return BacktestTask(
+        task_id=f"t{i}",
+        experiment_id="e",
+        variant_id=f"v{i}",
+        strategy_code="",
+        ticker="SPY",
+        strategy_parameters=sp,
+        max_retries=max_retries,
+    )
+
+
 def trivial(task: BacktestTask) -> dict[str, Any]:
     """The cheapest possible task."""
     return {"ok": 1}

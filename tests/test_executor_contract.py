@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import _tasks
+from _tasks import task
 from alphaloop.execution import (
-    BacktestTask,
     Executor,
     LocalPool,
     RetryPolicy,
@@ -19,23 +19,6 @@ from alphaloop.execution import (
 )
 
 FAST = RetryPolicy(base=0.01, factor=2.0, cap=0.05, jitter=0.5)
-
-
-def task(
-    i: int | str, do: str = "ok", d: Path | None = None, max_retries: int = 3, **params: object
-) -> BacktestTask:
-    sp: dict[str, object] = {"do": do, **params}
-    if d is not None:
-        sp["dir"] = str(d)
-    return BacktestTask(
-        task_id=f"t{i}",
-        experiment_id="e",
-        variant_id=f"v{i}",
-        strategy_code="",
-        ticker="SPY",
-        strategy_parameters=sp,
-        max_retries=max_retries,
-    )
 
 
 @pytest.fixture(scope="module")

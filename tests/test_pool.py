@@ -17,25 +17,12 @@ import psutil
 import pytest
 
 import _tasks
+from _tasks import task
 from alphaloop.execution import BacktestTask, LocalPool, RetryPolicy, TaskQueue, TaskState
 
 FAST = RetryPolicy(base=0.01, factor=2.0, cap=0.05, jitter=0.5)
 SRC = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
-
-
-def task(i: int | str, do: str = "ok", d: Path | None = None, **params: object) -> BacktestTask:
-    sp: dict[str, object] = {"do": do, **params}
-    if d is not None:
-        sp["dir"] = str(d)
-    return BacktestTask(
-        task_id=f"t{i}",
-        experiment_id="e",
-        variant_id=f"v{i}",
-        strategy_code="",
-        ticker="SPY",
-        strategy_parameters=sp,
-    )
 
 
 def runs(d: Path, task_id: str) -> int:
