@@ -102,6 +102,17 @@ CREATE TABLE IF NOT EXISTS attempts (
 
 _Q, _P, _C, _F = (s.value for s in TaskState)
 
+_READY_SEQS = (
+    f"SELECT seq FROM tasks INDEXED BY ix_tasks_ready WHERE state = '{_Q}' AND not_before <= ?"
+    " ORDER BY priority DESC, seq LIMIT ?"
+)
+"""The next ready tasks in claim order (params: now, limit), read straight off the partial
+index ``ix_tasks_ready``. The state is a literal on purpose: SQLite uses a partial index only
+when the query's WHERE visibly implies the index's, which a bound parameter does not; without
+it the planner picks ``ix_tasks_state`` and sorts every queued row on each claim, so a claim
+costs O(queue length). ``INDEXED BY`` pins the plan: a schema change that breaks it fails
+loudly instead of slowly."""
+
 _OWNER_CACHE: dict[int, str] = {}
 
 
@@ -292,10 +303,9 @@ class TaskQueue:
         with self._tx() as c:
             rows = c.execute(
                 "UPDATE tasks SET state = ?, attempt = attempt + 1, owner = ?, updated_at = ?"
-                " WHERE seq IN (SELECT seq FROM tasks WHERE state = ? AND not_before <= ?"
-                "               ORDER BY priority DESC, seq LIMIT ?)"
+                f" WHERE seq IN ({_READY_SEQS})"
                 " RETURNING priority, seq, task_id, attempt, payload, retry_count",
-                (_P, owner, now, _Q, now, total),
+                (_P, owner, now, now, total),
             ).fetchall()
             if not rows:
                 return out
@@ -528,9 +538,8 @@ class TaskQueue:
     def count_ready(self, limit: int | None = None) -> int:
         """How many QUEUED tasks could be claimed now (counting stops at ``limit``)."""
         row = self._conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE state = ? AND not_before <= ?"
-            " LIMIT ?)",
-            (_Q, time.time(), -1 if limit is None else limit),
+            f"SELECT count(*) FROM ({_READY_SEQS})",
+            (time.time(), -1 if limit is None else limit),
         ).fetchone()
         return int(row[0])
 
