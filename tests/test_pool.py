@@ -159,6 +159,20 @@ def test_workers_are_long_lived_across_runs(q: TaskQueue) -> None:
     assert {r["pid"] for _, r in q.results()} <= before
 
 
+def test_task_duration_estimate_follows_the_current_run(q: TaskQueue) -> None:
+    """Batch depth and result batching come from the measured task duration; a run of fast
+    tasks after slow ones uses its own first measurement, not the slow run's average (which
+    left workers idle with tiny batches at the start of the next run)."""
+    with LocalPool(1, cpu_threshold=1.0) as pool:
+        q.enqueue_batch([task(i, do="sleep", seconds=0.3) for i in range(2)])
+        pool.run(q, _tasks.mixed)
+        assert pool._task_seconds is not None and pool._task_seconds >= 0.25
+        q.enqueue(task("fast"))
+        pool.run(q, _tasks.mixed)
+        assert pool._task_seconds < 0.1
+        assert pool._depth() > 2
+
+
 def test_lambda_task_function_is_rejected(q: TaskQueue) -> None:
     q.enqueue(task(1))
     with LocalPool(1) as pool, pytest.raises(TypeError, match="module-level function"):

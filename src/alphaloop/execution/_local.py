@@ -177,6 +177,7 @@ class LocalPool(Executor):
         self._exiting: list[_Worker] = []
         self._fn_msg: tuple[str, bytes] | None = None
         self._task_seconds: float | None = None
+        self._fresh_estimate = False  # has this run measured a task yet?
         self._signal: int | None = None
         self._force = False
         self._running = False
@@ -291,6 +292,9 @@ class LocalPool(Executor):
         self._on_result = on_result
         self._done.clear()
         self._ready_hint = None
+        # the previous run's tasks may have been much slower or faster: keep its estimate for
+        # the first batch size only, and replace it with this run's first measurement
+        self._fresh_estimate = False
         t0 = time.monotonic()
         counts = _Counts()
         stopped = False
@@ -469,7 +473,12 @@ class LocalPool(Executor):
         queued work of the least-stocked busy worker, at most ``commit_interval / 2``;
         0 when any busy worker is on its last claim or is stopping."""
         ts = self._task_seconds
-        if ts is None or self._signal is not None or self.commit_interval <= 0:
+        if (
+            ts is None
+            or not self._fresh_estimate
+            or self._signal is not None
+            or self.commit_interval <= 0
+        ):
             return 0.0
         least = None
         for w in self._workers:
@@ -579,7 +588,10 @@ class LocalPool(Executor):
             w.tasks_done += 1
             w.rss = rss
             ts = self._task_seconds
-            self._task_seconds = elapsed if ts is None else 0.8 * ts + 0.2 * elapsed
+            if ts is None or not self._fresh_estimate:
+                self._task_seconds, self._fresh_estimate = elapsed, True
+            else:
+                self._task_seconds = 0.8 * ts + 0.2 * elapsed
             if claim is None:
                 continue
             if ok:
