@@ -283,6 +283,11 @@ def main() -> None:
     ap.add_argument(
         "--real-ticker", default="GOOG", help="ticker of the real backtests, or 'all' (5 tickers)"
     )
+    ap.add_argument(
+        "--only",
+        choices=("queue", "local", "dask", "real"),
+        help="run one part only (the parts are numbered in the module docstring)",
+    )
     args = ap.parse_args()
     global CPU_THRESHOLD
     CPU_THRESHOLD = args.cpu_threshold
@@ -293,16 +298,19 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bench_queue(args.tasks, args.repeat, tmp)
-        local = bench_local(args.tasks, args.repeat, tmp, args.workers)
-        ref = bench_ppe(args.tasks, args.repeat, args.workers)
-        print(
-            f"ratio   LocalPool / PPE.map(chunksize=1)  {local / ref[1]:.2f}   "
-            f"LocalPool / PPE.map(chunksize=64) {local / ref[64]:.2f}"
-        )
-        if not args.no_dask:
+        if args.only in (None, "queue"):
+            bench_queue(args.tasks, args.repeat, tmp)
+        if args.only in (None, "local"):
+            local = bench_local(args.tasks, args.repeat, tmp, args.workers)
+            ref = bench_ppe(args.tasks, args.repeat, args.workers)
+            print(
+                f"ratio   LocalPool / PPE.map(chunksize=1)  {local / ref[1]:.2f}   "
+                f"LocalPool / PPE.map(chunksize=64) {local / ref[64]:.2f}"
+            )
+        if args.only == "dask" or (args.only is None and not args.no_dask):
             bench_dask(args.dask_tasks, args.repeat, tmp)
-        bench_real(tmp, args.repeat, args.real_ticker)
+        if args.only in (None, "real"):
+            bench_real(tmp, args.repeat, args.real_ticker)
 
 
 if __name__ == "__main__":
