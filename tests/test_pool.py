@@ -367,6 +367,29 @@ def test_workers_recycled_when_rss_exceeds_limit(q: TaskQueue) -> None:
     assert len({r["pid"] for _, r in q.results()}) >= 4
 
 
+def test_rss_reading_tracks_growth_and_the_current_process() -> None:
+    """The worker's RSS reading (an open /proc/self/statm) matches psutil, follows a
+    large allocation and, after a fork, reports the child, not the parent."""
+    import numpy as np
+
+    from alphaloop.execution._worker import rss_bytes
+
+    me = psutil.Process()
+    assert abs(rss_bytes() - me.memory_info().rss) < 8 << 20
+    big = np.ones(40_000_000)  # 320 MB, touched
+    assert abs(rss_bytes() - me.memory_info().rss) < 8 << 20
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop the array, report its own RSS
+        del big
+        os.write(w, str(rss_bytes()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = int(os.read(r, 64))
+    assert child < rss_bytes() - (200 << 20)
+    del big
+
+
 def test_psutil_probe_never_sleeps() -> None:
     from alphaloop.execution import PsutilProbe
 

@@ -55,11 +55,18 @@ def _die_with_parent() -> None:
         pass
 
 
+_STATM: tuple[int, int] | None = None  # (pid, fd of /proc/self/statm) kept open
+
+
 def rss_bytes() -> int:
-    """Resident set size of this process (cheap: one read of /proc/self/statm)."""
+    """Resident set size of this process: one ``pread`` of an open ``/proc/self/statm``
+    (~2 us; opening the file each time cost ~20 us per task after a backtest)."""
+    global _STATM
+    pid = os.getpid()
     try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
+        if _STATM is None or _STATM[0] != pid:  # first call, or a forked child
+            _STATM = (pid, os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
+        return int(os.pread(_STATM[1], 128, 0).split()[1]) * _PAGE
     except OSError:  # pragma: no cover - non-Linux
         import psutil
 
