@@ -68,6 +68,7 @@ from alphaloop.execution._base import (
     format_bytes,
     format_seconds,
 )
+from alphaloop.execution._pipes import FrameReader, widen
 from alphaloop.execution._probe import PsutilProbe, ResourceGate, ResourceProbe
 from alphaloop.execution._queue import TaskQueue
 from alphaloop.execution._task import Claim, RunSummary, TaskState
@@ -96,7 +97,7 @@ class _Worker:
     outbox: Connection
     pid: int
     outstanding: deque[Claim] = field(default_factory=deque)
-    poller: Any = None
+    reader: Any = None  # FrameReader of the result pipe
     head_since: float = 0.0
     tasks_done: int = 0
     rss: int = 0
@@ -213,9 +214,10 @@ class LocalPool(Executor):
         proc.start()
         inbox_r.close()
         outbox_w.close()
+        widen(inbox_w)
+        widen(outbox_r)
         w = _Worker(proc=proc, inbox=inbox_w, outbox=outbox_r, pid=proc.pid)
-        w.poller = select.poll()
-        w.poller.register(outbox_r.fileno(), select.POLLIN)
+        w.reader = FrameReader(outbox_r)
         if self._fn_msg is not None:
             self._send(w, self._fn_msg)
         self._workers.append(w)
@@ -568,15 +570,7 @@ class LocalPool(Executor):
     def _read_results(self, w: _Worker, queue: TaskQueue, counts: _Counts) -> None:
         """Take every message waiting in ``w``'s result pipe. Failures are recorded at once;
         completions are queued in ``self._done`` for :meth:`_flush` (one transaction)."""
-        poll = w.poller.poll
-        recv = w.outbox.recv
-        while True:
-            try:
-                if not poll(0):
-                    return
-                msg = recv()
-            except (EOFError, OSError, ValueError):
-                return
+        for msg in w.reader.read():
             task_id, attempt, ok, body, tb, started, elapsed, rss, fatal = msg
             claim = None
             for i, c in enumerate(w.outstanding):
