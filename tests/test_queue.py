@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import _tasks
+from alphaloop.errors import ConfigError
 from alphaloop.execution import (
     BacktestTask,
     RetryPolicy,
     TaskQueue,
     TaskState,
-    _queue,
+    _schema,
     resolve_home,
 )
 
@@ -99,12 +100,16 @@ def test_claims_read_the_ready_index_without_sorting(q: TaskQueue) -> None:
     """A claim walks the partial index in claim order; it never sorts the whole queue (the
     planner did that when the state was a bound parameter: O(queue length) per claim)."""
     q.enqueue_batch([task(i, priority=i % 3) for i in range(200)])
-    plan = " | ".join(
-        r[-1] for r in q._conn.execute("EXPLAIN QUERY PLAN " + _queue._READY_SEQS, (0.0, 10))
-    )
-    assert "ix_tasks_ready" in plan and "TEMP B-TREE" not in plan, plan
+
+    def plan(sql: str, *params: object) -> str:
+        return " | ".join(r[-1] for r in q._conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+    claim = plan(_schema.READY_SEQS, 0.0, 10)
+    assert "ix_tasks_ready" in claim and "TEMP B-TREE" not in claim, claim
+    assert "ix_tasks_running" in plan(f"SELECT task_id {_schema.RUNNING}")
     assert q.count_ready() == 200
     assert [c.task_id for c in q.dequeue_many(3)] == ["t2", "t5", "t8"]
+    assert not q.is_empty()
 
 
 def test_enqueue_batch_is_all_or_nothing(q: TaskQueue) -> None:
@@ -331,6 +336,67 @@ def test_reopen_after_orchestrator_death_requeues_without_using_retries(tmp_path
     assert len(interrupted) == 3
     assert all(a.outcome == "interrupted" and "stopped" in a.error for a in interrupted)
     assert all(q.get_task(f"t{i}").retry_count == 0 for i in range(5))
+
+
+_V1_SCHEMA = """
+CREATE TABLE tasks (
+    seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL UNIQUE, priority INTEGER NOT NULL,
+    state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+    retry_count INTEGER NOT NULL DEFAULT 0, max_retries INTEGER NOT NULL,
+    not_before REAL NOT NULL DEFAULT 0, owner TEXT, payload TEXT NOT NULL, result TEXT,
+    error TEXT, enqueued_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE INDEX ix_tasks_ready ON tasks(priority DESC, seq) WHERE state = 'queued';
+CREATE INDEX ix_tasks_state ON tasks(state);
+CREATE TABLE attempts (
+    task_id TEXT NOT NULL, number INTEGER NOT NULL, outcome TEXT NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL, worker_pid INTEGER, error TEXT,
+    traceback TEXT, PRIMARY KEY (task_id, number)) WITHOUT ROWID;
+"""
+
+
+def test_queue_files_of_the_first_layout_are_upgraded_in_place(tmp_path: Path) -> None:
+    """Version 1 kept payloads and results inline; opening such a file moves them to their
+    own tables without losing a task, a result, an error or an attempt."""
+    path = tmp_path / "queue.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_V1_SCHEMA)
+    rows = [
+        (1, "t1", 0, "completed", 1, 0, '{"sharpe": 1.5}', None),
+        (2, "t2", 5, "queued", 0, 0, None, None),
+        (3, "t3", 0, "failed", 3, 3, None, "ValueError: boom"),
+        (4, "t4", 0, "in_progress", 1, 0, None, None),  # its orchestrator is long gone
+    ]
+    for seq, tid, prio, state, attempt, retries, result, error in rows:
+        conn.execute(
+            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, 3, 0, ?, ?, ?, ?, 1.0, 1.0)",
+            (seq, tid, prio, state, attempt, retries, "1@1.00" if state == "in_progress" else None,
+             task(tid[1:], priority=prio).model_dump_json(), result, error),
+        )
+    conn.execute("INSERT INTO attempts VALUES ('t1', 1, 'completed', 1.0, 2.0, 7, NULL, NULL)")
+    conn.execute("INSERT INTO attempts VALUES ('t4', 1, 'running', 1.0, NULL, 8, NULL, NULL)")
+    conn.commit()
+    conn.close()
+
+    q = TaskQueue(path)
+    assert q._conn.execute("PRAGMA user_version").fetchone()[0] == _schema.VERSION
+    assert q.get_stats() == {"queued": 2, "in_progress": 0, "completed": 1, "failed": 1}
+    assert q.get_result("t1") == {"sharpe": 1.5} and list(q.results()) == [("t1", {"sharpe": 1.5})]
+    assert q.get_error("t3") == "ValueError: boom" and q.get_task("t3").task_id == "t3"
+    assert [a.outcome for a in q.attempts("t4")] == ["interrupted"]  # recovered on open
+    assert [c.task_id for c in q.dequeue_many(5)] == ["t2", "t4"]
+    q.enqueue(task(5))
+    assert q.dequeue().task.task_id == "t5"
+    q.close()
+    assert TaskQueue(path).get_stats()["completed"] == 1  # reopening is a no-op
+
+
+def test_queue_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {_schema.VERSION + 1}")
+    conn.close()
+    with pytest.raises(ConfigError, match="newer than this alphaloop"):
+        TaskQueue(path)
 
 
 def test_open_does_not_steal_claims_of_a_live_owner(tmp_path: Path) -> None:
