@@ -411,8 +411,10 @@ class LocalPool(Executor):
                 w.retiring = True
                 continue
             if want > 1 and len(eligible) > 1:
-                # near the end of the queue, split what is left evenly so that one worker
-                # doesn't run a long backlog alone while the others idle
+                # near the end of the queue, hand out what is left in shrinking pieces (guided
+                # self-scheduling: each worker's backlog at most 1/(2 x workers) of the work
+                # remaining), so that the workers finish together instead of one running a
+                # long backlog alone while the others idle
                 if fair is None:
                     cap = depth * len(eligible)
                     if self._ready_hint is None or self._ready_hint < 2 * cap:
@@ -422,7 +424,7 @@ class LocalPool(Executor):
                         fair = depth
                     else:
                         backlog = sum(len(x.outstanding) for x in eligible)
-                        fair = -(-(ready + backlog) // len(eligible))
+                        fair = max(2, -(-(ready + backlog) // (2 * len(eligible))))
                 want = min(want, max(1 if have == 0 else 0, fair - have))
                 if want <= 0:
                     continue
