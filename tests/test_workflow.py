@@ -44,9 +44,18 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_lenient_gate_succeeds_with_holdout_and_dsr(tmp_path: Path, pool: LocalPool) -> None:
+    progress: list[dict[str, int]] = []
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "result":
+            progress.append(info["stats"])
+
     result = run_workflow("GOOG", "trend following", LENIENT, home=tmp_path, n_variants=4,
-                          executor=pool)
+                          executor=pool, on_event=on_event)
     assert result["status"] == "SUCCESS", result
+    # progress is throttled but always ends on the true final counts of each batch
+    assert progress and progress[-1]["queued"] == progress[-1]["in_progress"] == 0
+    assert progress[-1]["completed"] >= result["variants_tried"]
     assert result["best_strategy"] and "def generate_positions" in result["best_strategy"]
     assert result["holdout_metrics"] is not None
     assert result["holdout_metrics"]["sharpe_ratio"] >= 0.2  # it passed the holdout too

@@ -115,7 +115,12 @@ def run_workflow(
     executor: Executor | None = None,
     on_event: Event | None = None,
 ) -> WorkflowResult:
-    """Run a new workflow to its end and return its result (see `Orchestrator.result`)."""
+    """Run a new workflow to its end and return its result (see `Orchestrator.result`).
+
+    ``on_event(kind, info)`` is called with ``"phase"``, ``"state"``, ``"decision"`` and
+    ``"result"`` events; a ``"result"`` event carries the queue's counts per state and comes
+    at most every ``PROGRESS_SECONDS`` (0.1 s) while a batch runs, and once when it ends.
+    """
     criteria = QualityCriteria.coerce(quality_criteria)
     if not 1 <= n_variants <= 256:
         raise ConfigError(f"--variants must be between 1 and 256, got {n_variants}")

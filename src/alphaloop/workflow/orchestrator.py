@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,9 @@ __all__ = ["Orchestrator", "Parts", "WorkflowResult", "split_bars"]
 log = logging.getLogger(__name__)
 
 Event = Callable[[str, dict[str, Any]], None]
+
+PROGRESS_SECONDS = 0.1
+"""Least time between two ``"result"`` progress events while a batch runs."""
 
 
 @dataclass
@@ -257,10 +261,19 @@ class Orchestrator:
         )
 
     def _drain(self) -> None:
-        def progress(task_id: str, result: dict[str, Any]) -> None:
-            self.on_event("result", {"task_id": task_id, "stats": self.p.queue.get_stats()})
+        # counting the queue's states reads every task row, so progress goes out at most
+        # every PROGRESS_SECONDS (and once at the end), not once per result
+        last = -math.inf
+
+        def progress(task_id: str | None, result: dict[str, Any] | None) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if task_id is None or now - last >= PROGRESS_SECONDS:
+                last = now
+                self.on_event("result", {"task_id": task_id, "stats": self.p.queue.get_stats()})
 
         summary = self.p.executor.run(self.p.queue, self.p.task_fn, on_result=progress)
+        progress(None, None)
         if summary.interrupted:  # state stays RUNNING at this phase: `alphaloop resume` goes on
             raise KeyboardInterrupt(f"interrupted by signal {summary.signal}")
 
