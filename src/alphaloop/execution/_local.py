@@ -8,12 +8,14 @@ Design
   threads (logging, a Dask client), and ``fork`` would copy those mid-flight. Forkserver
   children start in ~10 ms, far cheaper than ``spawn``.
 * **One single-threaded loop in the parent** waits on every worker's result pipe and process
-  sentinel (``multiprocessing.connection.wait``) plus a self-pipe for signals. All
+  sentinel (one persistent ``select.poll``) plus a self-pipe for signals. All
   bookkeeping (outstanding claims, busy workers, counters) lives in that loop: nothing is
   shared between threads, so counters cannot race.
 * **Tasks, not data, in small batches.** Each worker holds a short FIFO of claims; the depth
   adapts to the measured task duration (about ``batch_seconds`` of work, at least 2 so a
-  worker never waits for a round trip, at most ``max_batch``). Workers load market data
+  worker never waits for a round trip, at most ``max_batch``); each run measures its own
+  task duration. Near the end of the queue the remainder goes out in shrinking pieces
+  (guided self-scheduling) so the workers finish together. Workers load market data
   themselves through the per-process cache of ``alphaloop.data.load`` and stay alive across
   tasks and runs, so the cache pays off.
 * **Few transactions per task.** Results that arrive close together (within
@@ -21,7 +23,8 @@ Design
   still guarded per task), and ``on_result`` is called only after that commit. Workers send the
   JSON text they produced; it is stored as-is. While every busy worker has queued claims behind
   its running task the loop sleeps on process sentinels and the signal pipe only, then reads
-  all the results at once. Top-ups claim for all workers in one transaction. A result received
+  all the results at once (one ``read`` per worker, :class:`~._pipes.FrameReader`). Top-ups
+  claim for all workers in one transaction. A result received
   but not yet committed when the orchestrator is SIGKILLed is lost and its task re-runs after
   recovery (at-least-once execution, exactly-once recording); nothing acknowledged through
   ``on_result`` is ever lost.
