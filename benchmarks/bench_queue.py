@@ -268,8 +268,19 @@ def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> No
     print(
         f"ref     ProcessPoolExecutor.map(run_task, chunksize=25) on {ticker}: 1 worker "
         f"{r1 * 1e3:.1f} ms, 2 workers {r2 * 1e3:.1f} ms, speed-up {r1 / r2:.2f}x"
+        f" ({_spread(ref)})"
     )
-    print(f"real    speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
+    print(f"real    speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x ({_spread(times)})")
+
+
+def _spread(times: dict[int, list[float]]) -> str:
+    """Median and range of the speed-ups of the repeats taken one by one (1 and 2 workers
+    run back to back in each repeat, so a noisy moment on a shared machine hits both)."""
+    paired = sorted(a / b for a, b in zip(times[1], times[2], strict=True))
+    return (
+        f"per repeat: median {statistics.median(paired):.2f}x, "
+        f"range {paired[0]:.2f}-{paired[-1]:.2f}x over {len(paired)}"
+    )
 
 
 def main() -> None:
