@@ -74,6 +74,7 @@ from alphaloop.execution._base import (
 from alphaloop.execution._pipes import FrameReader, widen
 from alphaloop.execution._probe import PsutilProbe, ResourceGate, ResourceProbe
 from alphaloop.execution._queue import TaskQueue
+from alphaloop.execution._schedule import batch_depth, guided_share
 from alphaloop.execution._task import Claim, RunSummary, TaskState
 from alphaloop.execution._worker import worker_main
 
@@ -342,13 +343,7 @@ class LocalPool(Executor):
         return summary
 
     def _depth(self) -> int:
-        """Claims to keep queued at a worker: ~``batch_seconds`` of work, at least 2 (so a
-        worker never idles for a round trip), at most ``max_batch``."""
-        floor = min(2, self.max_batch)
-        if self._task_seconds is None:
-            return floor
-        want = 1 + int(self.batch_seconds / max(self._task_seconds, 1e-6))
-        return max(floor, min(self.max_batch, want))
+        return batch_depth(self._task_seconds, self.batch_seconds, self.max_batch)
 
     def _loop(
         self,
@@ -414,20 +409,13 @@ class LocalPool(Executor):
                 w.retiring = True
                 continue
             if want > 1 and len(eligible) > 1:
-                # near the end of the queue, hand out what is left in shrinking pieces (guided
-                # self-scheduling: each worker's backlog at most 1/(2 x workers) of the work
-                # remaining), so that the workers finish together instead of one running a
-                # long backlog alone while the others idle
+                # near the end of the queue, what is left goes out in shrinking pieces
                 if fair is None:
                     cap = depth * len(eligible)
                     if self._ready_hint is None or self._ready_hint < 2 * cap:
                         self._ready_hint = queue.count_ready(limit=4 * cap)
-                    ready = self._ready_hint
-                    if ready >= cap:
-                        fair = depth
-                    else:
-                        backlog = sum(len(x.outstanding) for x in eligible)
-                        fair = max(2, -(-(ready + backlog) // (2 * len(eligible))))
+                    backlog = sum(len(x.outstanding) for x in eligible)
+                    fair = guided_share(self._ready_hint, backlog, len(eligible), depth)
                 want = min(want, max(1 if have == 0 else 0, fair - have))
                 if want <= 0:
                     continue
