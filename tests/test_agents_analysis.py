@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hst
 
 from alphaloop.agents import (
+    FAMILIES,
     FailureAnalysisInput,
     FailureAnalyst,
     GateCriterion,
@@ -28,6 +29,7 @@ from alphaloop.agents import (
     describe,
     is_near_miss,
 )
+from alphaloop.agents.failure import BENCHMARKS
 from alphaloop.agents.trajectory import T_CAP
 
 GOOD = {
@@ -194,15 +196,8 @@ def test_r4_deteriorating_with_one_iteration_left_abandons() -> None:
 
 
 def test_r4_every_family_far_missed_abandons() -> None:
-    families = [
-        "sma_crossover",
-        "ema_crossover",
-        "rsi_reversion",
-        "bollinger_reversion",
-        "donchian_breakout",
-        "macd",
-        "momentum",
-    ]
+    families = [f for f in FAMILIES if f not in BENCHMARKS]  # buy-and-hold is the yardstick
+    assert len(families) == 7
     hist = [rec(f, it=i, failed=FAR, score=-0.5) for i, f in enumerate(families, 1)]
     out = analyse(hist, current=7, max_iterations=10)
     assert (out.recommendation, out.rule) == ("ABANDON", "R4")

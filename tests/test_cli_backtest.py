@@ -11,6 +11,7 @@ import pytest
 
 from alphaloop.data import load
 
+# the keys the foundation issue names, restated here (not imported) so the test can fail
 METRIC_KEYS = {
     "total_return",
     "cagr",

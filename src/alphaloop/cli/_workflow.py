@@ -135,13 +135,25 @@ def _finish(result: dict[str, Any], as_json: bool, home: str) -> None:
     raise typer.Exit(0 if result["status"] == "SUCCESS" else 1)
 
 
-def _drive(fn: Any, as_json: bool, workers: int, **kwargs: Any) -> dict[str, Any]:
+def _drive(
+    fn: Any, executor: Any, workers: int, root: str, as_json: bool, resume_hint: str, **kw: Any
+) -> None:
+    """Run ``fn`` (run_workflow or resume_workflow) with the live display, close the
+    executor, print the result and exit 0/1; Ctrl-C prints ``resume_hint`` and exits 130."""
     display = _Display(err, workers)
-    if as_json or not err.is_terminal:
-        return fn(on_event=display, **kwargs)
-    with Live(display.render(), console=err, refresh_per_second=4) as live:
-        display.live = live
-        return fn(on_event=display, **kwargs)
+    try:
+        if as_json or not err.is_terminal:
+            result = fn(on_event=display, executor=executor, home=root, **kw)
+        else:
+            with Live(display.render(), console=err, refresh_per_second=4) as live:
+                display.live = live
+                result = fn(on_event=display, executor=executor, home=root, **kw)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: state saved; {resume_hint}")
+        sys.exit(130)
+    finally:
+        executor.close()
+    _finish(result, as_json, root)
 
 
 @app.command()
@@ -182,33 +194,24 @@ def run(
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
     root = str(resolve_home(home))
     executor = make_executor(backend, workers=workers, scheduler=scheduler)
-    try:
-        result = _drive(
-            run_workflow,
-            as_json,
-            getattr(executor, "max_workers", workers or 1),
-            ticker=ticker,
-            research_directive=directive,
-            quality_criteria=criteria,
-            timeframe=timeframe,
-            home=root,
-            n_variants=variants,
-            seed=seed,
-            data_path=data,
-            start=start,
-            end=end,
-            strategies_dir=strategies,
-            executor=executor,
-        )
-    except KeyboardInterrupt:
-        err.print(
-            "interrupted: state saved; continue with `alphaloop resume WORKFLOW_ID` "
-            "(see `alphaloop status`)"
-        )
-        sys.exit(130)
-    finally:
-        executor.close()
-    _finish(result, as_json, root)
+    _drive(
+        run_workflow,
+        executor,
+        getattr(executor, "max_workers", workers or 1),
+        root,
+        as_json,
+        "continue with `alphaloop resume WORKFLOW_ID` (see `alphaloop status`)",
+        ticker=ticker,
+        research_directive=directive,
+        quality_criteria=criteria,
+        timeframe=timeframe,
+        n_variants=variants,
+        seed=seed,
+        data_path=data,
+        start=start,
+        end=end,
+        strategies_dir=strategies,
+    )
 
 
 @app.command()
@@ -226,21 +229,15 @@ def resume(
 
     root = str(resolve_home(home))
     executor = make_executor(backend, workers=workers, scheduler=scheduler)
-    try:
-        result = _drive(
-            resume_workflow,
-            as_json,
-            getattr(executor, "max_workers", 1),
-            workflow_id=workflow_id,
-            home=root,
-            executor=executor,
-        )
-    except KeyboardInterrupt:
-        err.print(f"interrupted: state saved; `alphaloop resume {workflow_id}` carries on")
-        sys.exit(130)
-    finally:
-        executor.close()
-    _finish(result, as_json, root)
+    _drive(
+        resume_workflow,
+        executor,
+        getattr(executor, "max_workers", 1),
+        root,
+        as_json,
+        f"`alphaloop resume {workflow_id}` carries on",
+        workflow_id=workflow_id,
+    )
 
 
 @app.command()
