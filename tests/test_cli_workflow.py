@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -35,6 +36,30 @@ def test_run_success_then_status_show_and_resume(tmp_path: Path) -> None:
     assert "[holdout]" in show.stdout and "SUCCESS" in show.stdout
     again = alphaloop("resume", wid, "--json", home=tmp_path)  # a finished run: same result
     assert again.returncode == 0 and json.loads(again.stdout) == result
+
+
+def test_unreadable_workflow_files_get_one_line_errors(tmp_path: Path) -> None:
+    proc = alphaloop("run", "--ticker", "GOOG", "--gate", "num_trades>=1", "--variants", "2",
+                     "--json", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    wid = json.loads(proc.stdout)["workflow_id"]
+    folder = tmp_path / "workflows" / wid
+
+    def refused(command: str, fix: str) -> None:
+        out = alphaloop(command, wid, home=tmp_path)
+        assert out.returncode == 2, out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        assert fix in out.stderr, out.stderr
+
+    with sqlite3.connect(folder / "queue.db") as conn:  # written by a future alphaloop
+        conn.execute("PRAGMA user_version = 99")
+    refused("resume", "newer than this alphaloop")
+    for name in ("queue.db", "tracker.db"):
+        for leftover in folder.glob(name + "-*"):
+            leftover.unlink()
+        (folder / name).write_bytes(b"not a database at all")
+        refused("resume", f"{name} cannot be opened")
+    refused("show", "tracker.db cannot be opened")
 
 
 def test_run_without_a_passing_strategy_exits_1_with_a_summary(tmp_path: Path) -> None:

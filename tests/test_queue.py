@@ -399,6 +399,13 @@ def test_queue_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         TaskQueue(path)
 
 
+def test_a_file_that_is_not_a_queue_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    path.write_bytes(b"these bytes are not SQLite")
+    with pytest.raises(ConfigError, match=r"queue .*queue\.db cannot be opened .*another --home"):
+        TaskQueue(path)
+
+
 def test_open_does_not_steal_claims_of_a_live_owner(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     q1 = TaskQueue(path)

@@ -61,6 +61,7 @@ from typing import Any
 
 import psutil
 
+from alphaloop._sqlite import opening
 from alphaloop.execution._schema import READY_SEQS, RUNNING, prepare
 from alphaloop.execution._task import Attempt, BacktestTask, Claim, RetryPolicy, TaskState
 
@@ -152,6 +153,14 @@ class TaskQueue:
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(seed)
         self._conn = sqlite3.connect(p, isolation_level=None, timeout=busy_timeout)
+        with opening(self._conn, p, "queue"):
+            self._open(p, busy_timeout)
+        if recover:
+            n = self.recover()
+            if n:
+                logger.info("queue %s: %d interrupted task(s) put back in the queue", p, n)
+
+    def _open(self, p: Path, busy_timeout: float) -> None:
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         # new files only (a no-op once the file has tables): payloads of a few KB each fit
         # 8 KiB pages with fewer overflow pages than 4 KiB
@@ -162,10 +171,6 @@ class TaskQueue:
         self._conn.execute("PRAGMA synchronous = NORMAL")
         with self._tx() as c:
             prepare(c, p)
-        if recover:
-            n = self.recover()
-            if n:
-                logger.info("queue %s: %d interrupted task(s) put back in the queue", p, n)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager

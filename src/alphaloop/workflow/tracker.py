@@ -61,6 +61,7 @@ from pydantic import (
     model_validator,
 )
 
+from alphaloop._sqlite import opening
 from alphaloop.errors import ConfigError
 from alphaloop.workflow.state import finite_or_none, to_json_value, utcnow, workflow_dir
 
@@ -392,14 +393,17 @@ class ExperimentTracker:
             uri = f"{self.db_path.resolve().as_uri()}?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                          check_same_thread=False, timeout=30)
+            with opening(self._conn, self.db_path, "experiment tracker"):
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.db_path, isolation_level=None,
                                      check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.executescript(_SCHEMA)
+        with opening(self._conn, self.db_path, "experiment tracker"):
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.executescript(_SCHEMA)
         self.reconcile()
 
     # -- lifecycle ----------------------------------------------------------------------------
