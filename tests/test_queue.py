@@ -58,6 +58,14 @@ def test_resolve_home_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert (tmp_path / "flag").is_dir()
 
 
+def test_home_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"it is a file.*--home"):
+        resolve_home(tmp_path / "file")
+    with pytest.raises(ConfigError, match="cannot be used"):
+        resolve_home(tmp_path / "file" / "sub")
+
+
 def test_queue_in_home_folder_uses_wal(tmp_path: Path) -> None:
     q = TaskQueue(resolve_home(str(tmp_path / "home")))
     assert q.path == tmp_path / "home" / "queue.db"
