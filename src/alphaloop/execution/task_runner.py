@@ -53,3 +53,8 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
         "moments": None if moments is None else list(moments),
         "lookahead": lookahead,
     }
+
+
+run_task_in_process = run_task
+"""`run_task` in the calling process, with no process or kernel boundary around the strategy
+code: for tests and trusted (library) code only."""
