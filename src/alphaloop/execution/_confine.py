@@ -81,14 +81,17 @@ from typing import Any
 from alphaloop.errors import AlphaloopError
 
 __all__ = [
+    "CAPABILITY_NAMES",
     "DENIED_SYSCALLS",
     "NOBODY",
+    "OFF_ENV",
     "Applied",
     "Availability",
     "ConfinementError",
     "Policy",
     "apply",
     "availability",
+    "capability_names",
     "default_read_paths",
     "scrubbed_env",
 ]
