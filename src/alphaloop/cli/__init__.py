@@ -1,20 +1,24 @@
 """The ``alphaloop`` command. Thin: it parses arguments, calls the library and prints.
 
-Bad input (any :class:`alphaloop.errors.AlphaloopError`) is printed as one line on stderr and
-the process exits with code 2, never with a traceback.
+Bad input (any :class:`alphaloop.errors.AlphaloopError`), and a write the file system refuses
+(a full disk, a read-only folder), is printed as ONE line on stderr — ``error: <message>``,
+terminal control characters escaped, at most 300 characters (:func:`fail`) — and the process
+exits with code 2, never with a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from alphaloop.errors import AlphaloopError
+from alphaloop.errors import AlphaloopError, clean_message, storage_problem
 
 app = typer.Typer(
     name="alphaloop",
@@ -43,6 +47,14 @@ def _register() -> None:
     from alphaloop.cli import _backtest, _data, _strategies, _workflow  # noqa: F401
 
 
+def fail(message: object, code: int = 2) -> NoReturn:
+    """Print ``error: <message>`` as one safe line (control characters escaped, at most
+    :data:`alphaloop.errors.MAX_MESSAGE` characters) on stderr and exit with ``code``. Every
+    error the command prints goes through here."""
+    typer.echo(clean_message(f"error: {message}"), err=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     _register()
@@ -50,5 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except AlphaloopError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(Exception.__str__(exc))  # the raw text: fail() escapes and caps the whole line
+    except (OSError, sqlite3.Error) as exc:
+        # a write refused outside the places that name their workflow (they raise HomeError)
+        what = storage_problem(exc)
+        if what is None:
+            raise
+        where = getattr(exc, "filename", None)
+        fail(f"cannot write{f' {where}' if where else ''} ({what}); free some space or make "
+             "the folder writable, then try again")
