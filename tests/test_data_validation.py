@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from alphaloop import data
+from alphaloop.data._validate import MAX_PRICE, MIN_PRICE
 from alphaloop.errors import DataError
 
 HEADER = "date,open,high,low,close,volume"
@@ -168,3 +169,77 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "BAD.parquet"
     path.write_text("not parquet")
     assert "cannot read" in load_error(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("1e308", "open is 1e+308, outside 1e-08..1e+12"),
+        ("1e-320", "open is 9.999888672e-321, outside 1e-08..1e+12"),
+        ("2e12", "open is 2e+12, outside"),
+        ("1e309", "close is infinite"),  # overflows to inf when read
+        ("inf", "close is infinite"),
+        ("nan", "close is empty"),
+    ],
+)
+def test_prices_must_be_finite_and_plausible(tmp_path: Path, value: str, fragment: str) -> None:
+    rows = good_rows()
+    rows[5][4] = value
+    rows[9][4] = value
+    # a finite value is given to the whole bar, so only the range rule can object
+    if value in ("1e308", "1e-320", "2e12"):
+        for r in (rows[5], rows[9]):
+            r[1] = r[2] = r[3] = value
+    message = load_error(write_csv(tmp_path / "BAD.csv", rows))
+    assert "BAD.csv row 6 (line 7), 2021-01-11" in message, message
+    assert fragment in message, message
+    assert "(2 rows like this)" in message
+
+
+def test_price_range_boundaries_are_accepted(tmp_path: Path) -> None:
+    rows = good_rows()
+    for r, v in ((rows[3], "1e-8"), (rows[4], "1e12")):
+        r[1] = r[2] = r[3] = r[4] = v
+    assert len(data.load("bad", data_path=write_csv(tmp_path / "BAD.csv", rows))) == 40
+    assert (MIN_PRICE, MAX_PRICE) == (1e-8, 1e12)
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "spelled"),
+    [
+        ("date,open,high,low,close,close,volume", "close", "'close', 'close'"),
+        ("date,open,high,low,Close, close ,volume", "close", "'Close', ' close '"),
+        ("Date,date,open,high,low,close,volume", "date", "'Date', 'date'"),
+        ("date,open,high,low,close,volume,VOLUME", "volume", "'volume', 'VOLUME'"),
+    ],
+)
+def test_a_repeated_column_is_refused(
+    tmp_path: Path, header: str, column: str, spelled: str
+) -> None:
+    position = {name: i for i, name in enumerate(HEADER.split(","))}
+    names = header.split(",")
+    rows = [[r[position[n.strip().lower()]] for n in names] for r in good_rows()]
+    message = load_error(write_csv(tmp_path / "BAD.csv", rows, header))
+    assert f"column {column} appears 2 times ({spelled};" in message, message
+    assert "keep one" in message
+
+
+def test_repeated_ignored_columns_are_fine(tmp_path: Path) -> None:
+    rows = [[*r, "x", "y"] for r in good_rows()]
+    path = write_csv(tmp_path / "BAD.csv", rows, HEADER + ",note,note")
+    assert len(data.load("bad", data_path=path)) == 40
+
+
+def test_a_parquet_file_with_a_repeated_column_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(good_rows(), columns=HEADER.split(","))
+    table = pa.Table.from_arrays(
+        [pa.array(frame[c]) for c in frame.columns] + [pa.array(frame["close"] * 2)],
+        names=[*frame.columns, "Close"],
+    )
+    path = tmp_path / "BAD.parquet"
+    pq.write_table(table, path)
+    message = load_error(path)
+    assert "column close appears 2 times ('close', 'Close';" in message, message

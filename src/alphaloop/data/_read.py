@@ -4,7 +4,8 @@ What a file may look like:
 
 - Column names are matched case-insensitively (surrounding spaces ignored). ``open``, ``high``,
   ``low``, ``close`` are required, ``volume`` is optional (missing -> 0.0 on every bar). Other
-  columns are ignored; prices are used as given (supply adjusted prices if you want them).
+  columns are ignored; prices are used as given (supply adjusted prices if you want them). A
+  column alphaloop reads may appear only once (``close`` and ``Close `` are the same column).
 - Timestamps come from a column named ``date``, ``datetime`` or ``timestamp`` or, in a Parquet
   file without such a column, from its ``DatetimeIndex``. Text is parsed by pandas with one
   format for the whole column (inferred from the first row), e.g. ISO ``2020-01-31`` or
@@ -84,10 +85,56 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _header(path: Path, is_csv: bool) -> list[object] | None:
+    """The column names exactly as the file spells them: pandas renames a repeated CSV column
+    (``close``, ``close.1``) and pyarrow refuses to read a Parquet file that repeats one, so
+    both would hide a duplicate. None if the header cannot be read this way."""
+    try:
+        if is_csv:
+            first = pd.read_csv(path, header=None, nrows=1, index_col=False,
+                                skip_blank_lines=False, dtype=str)
+            return list(first.iloc[0]) if len(first) else None
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception:  # the full read below reports what is wrong with the file
+        return None
+
+
+def _normal(name: object) -> str:
+    return str(name).replace("\ufeff", "").strip().lower()
+
+
+def _shown(name: object, width: int = 40) -> str:
+    text = str(name)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _check_repeats(file: str, names: list[object]) -> None:
+    """``DataError`` if a column alphaloop reads is named twice (after ignoring case and
+    surrounding spaces): which one holds the bars would be a guess."""
+    seen: dict[str, list[object]] = {}
+    for name in names:
+        if isinstance(name, str):
+            seen.setdefault(_normal(name), []).append(name)
+    for key in (*DATE_COLUMNS, *COLUMNS):
+        spelled = seen.get(key, [])
+        if len(spelled) > 1:
+            variants = ", ".join(repr(_shown(n)) for n in spelled)
+            raise DataError(
+                f"{file}: column {key} appears {len(spelled)} times ({variants}; names are "
+                "case-insensitive and surrounding spaces are ignored); keep one and rename or "
+                "remove the others"
+            )
+
+
 def read_file(path: Path) -> RawBars:
     """Read a CSV or Parquet file; raise a one-line ``DataError`` naming the file and the fix."""
     file = str(path)
     is_csv = not path.name.lower().endswith(".parquet")
+    header = _header(path, is_csv)
+    if header is not None:
+        _check_repeats(file, header)
     try:
         table = (
             pd.read_csv(path, skip_blank_lines=False, index_col=False)
@@ -97,7 +144,12 @@ def read_file(path: Path) -> RawBars:
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         kind = "CSV" if is_csv else "Parquet"
         raise DataError(f"cannot read {file} as {kind}: {_first_line(exc)}") from None
-    named = {str(c).strip().lower() for c in table.columns}
+    if is_csv and header is not None and len(header) == len(table.columns):
+        # pandas' own names for the columns it renamed (a repeat) or named (a blank header)
+        table.columns = [
+            h if isinstance(h, str) else c for h, c in zip(header, table.columns, strict=True)
+        ]
+    named = {_normal(c) for c in table.columns}
     if isinstance(table.index, pd.DatetimeIndex) and not named & set(DATE_COLUMNS):
         table = table.rename_axis("date").reset_index()  # a Parquet file's DatetimeIndex
     rows = np.arange(1, len(table) + 1)
@@ -105,18 +157,15 @@ def read_file(path: Path) -> RawBars:
         blank = table.isna().all(axis=1).to_numpy()
         table, rows = table.loc[~blank].reset_index(drop=True), rows[~blank]
 
-    names = [str(c).replace("\ufeff", "").strip().lower() for c in table.columns]
+    names = [_normal(c) for c in table.columns]
+    _check_repeats(file, names)
     table.columns = names
-    repeated = sorted({n for n in names if names.count(n) > 1 and n in (*COLUMNS, *DATE_COLUMNS)})
-    if repeated:
-        raise DataError(
-            f"{file}: column(s) {', '.join(repeated)} appear more than once "
-            "(names are case-insensitive); keep one of each"
-        )
     dates = [n for n in DATE_COLUMNS if n in names]
     missing = [c for c in PRICE_COLUMNS if c not in names]
     if len(dates) != 1 or missing:
-        found = ", ".join(map(str, table.columns)) or "nothing"
+        shown = [_shown(c) for c in table.columns[:12]]
+        more = len(table.columns) - len(shown)
+        found = ", ".join(shown) + (f" and {more} more" if more > 0 else "") or "nothing"
         if len(dates) > 1:
             raise DataError(f"{file}: several timestamp columns ({', '.join(dates)}); keep one")
         need = ([] if dates else ["date (or datetime/timestamp)"]) + missing

@@ -2,7 +2,8 @@
 
 Each failure is a one-line ``DataError`` naming the file, the first offending row (1-based data
 row, header excluded; CSV messages also give the line) and its date, how many rows share the
-problem, and what to do about it.
+problem, and what to do about it. Prices must be finite and within ``MIN_PRICE..MAX_PRICE``
+(1e-8..1e12).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from alphaloop.errors import DataError
 
 MIN_BARS = 30
 """Fewest bars a dataset (and a resampled series) may have: less is no basis for a backtest."""
+
+MIN_PRICE, MAX_PRICE = 1e-8, 1e12
+"""Prices outside this range are refused: below it (1e-320, say) returns and costs underflow
+to nonsense, above it (1e308) they overflow to infinity; no traded instrument is quoted there,
+so such a value is a unit or parsing mistake."""
 
 
 def _fail(raw: RawBars, bad: np.ndarray, problem: str | Callable[[int], str], fix: str) -> None:
@@ -42,6 +48,12 @@ def validate(raw: RawBars) -> pd.DataFrame:
             v <= 0,
             lambda i, v=v, c=column: f"{c} is {v[i]:.10g}, not positive",
             "prices must be > 0; fix the row or remove it",
+        )
+        _fail(
+            raw,
+            (v < MIN_PRICE) | (v > MAX_PRICE),
+            lambda i, v=v, c=column: f"{c} is {v[i]:.10g}, outside {MIN_PRICE:g}..{MAX_PRICE:g}",
+            "check the column's units (or its decimal point) and fix the row",
         )
     high, low = values["high"], values["low"]
     _fail(
