@@ -12,7 +12,12 @@ from alphaloop.agents.development import (
     PastResult,
     refine,
 )
-from alphaloop.backtest.strategy import library_names, load_strategy, lookahead_check
+from alphaloop.backtest.strategy import (
+    declared_parameters,
+    library_names,
+    load_strategy,
+    lookahead_check,
+)
 from alphaloop.data import load
 
 GOOG = load("GOOG")
@@ -55,12 +60,19 @@ def test_tuning_is_deterministic_new_and_inside_the_declared_space(dev: OptunaDe
     assert other_seed != a
 
 
+@pytest.mark.usefixtures("in_process")
 @pytest.mark.parametrize("refinement", sorted(REFINEMENTS))
 def test_refinements_are_causal_code_that_changes_positions(refinement: str) -> None:
     base = load_strategy("sma_crossover")
     refined = refine(base, refinement)
     assert refined.name == f"sma_crossover+{refinement}"
-    assert base.source in refined.source  # the algorithm is extended in code, visibly
+    # the algorithm is extended in code, visibly: the base's code is all there, and its
+    # PARAMETERS literal gains the refinement's parameters (still one literal)
+    head, _, rest = base.source.partition("PARAMETERS = ")
+    body = rest[rest.index("\ndef ") :]
+    assert head in refined.source and body in refined.source
+    assert declared_parameters(refined).items() >= declared_parameters(base).items()
+    assert refined.source.count("PARAMETERS = ") == 1
     params = refined.defaults()
     pos = refined.positions(GOOG, params)
     assert np.all(np.abs(pos) <= 1.0)

@@ -11,6 +11,8 @@ from alphaloop import data
 from alphaloop.backtest import engine, runner
 from alphaloop.backtest.strategy import from_source, library_names, load_strategy, lookahead_check
 
+pytestmark = pytest.mark.usefixtures("in_process")
+
 GOOG = data.load("GOOG")
 NAMES = library_names()
 

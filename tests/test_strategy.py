@@ -3,9 +3,11 @@ and the indicator helpers with their memo."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import pickle
 import textwrap
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -14,12 +16,14 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alphaloop.backtest import _positions
 from alphaloop.backtest import indicators as ind
 from alphaloop.backtest.strategy import (
     Choice,
     FloatRange,
     IntRange,
     Strategy,
+    executing_in_process,
     from_source,
     library_names,
     load_strategy,
@@ -45,6 +49,13 @@ def synthetic_bars(n: int = 400, seed: int = 7) -> pd.DataFrame:
 
 
 BARS = synthetic_bars()
+
+
+@pytest.fixture(autouse=True)
+def _in_process() -> Iterator[None]:
+    """These tests run their own (trusted) strategy sources in the test process."""
+    with executing_in_process():
+        yield
 
 
 def src(body: str, params: str = "PARAMETERS = {}") -> str:
@@ -118,8 +129,60 @@ def test_parameters_not_a_dict():
 
 
 def test_exception_in_module_body_names_the_line():
+    s = from_source(src("x = 1 / 0\ndef generate_positions(data):\n    return 0\n"), "bad")
     with pytest.raises(StrategyError, match=r"line 9: ZeroDivisionError"):
-        from_source(src("x = 1 / 0\n"), "bad")
+        s.positions(BARS)
+
+
+def test_reading_a_strategy_never_runs_it():
+    # the module body would fail (and, outside a confined process, must not run at all)
+    body = "x = 1 / 0\ndef generate_positions(data, n=3):\n    return 0\n"
+    params = 'PARAMETERS = {"n": {"default": 3, "low": 1, "high": 9}}'
+    s = from_source(src(body, params), "lazy")
+    assert s.defaults() == {"n": 3} and s.summary == "Test strategy."
+
+
+@contextlib.contextmanager
+def outside_trusted_block() -> Iterator[None]:
+    """Leave the autouse `executing_in_process` block for a moment."""
+    saved = _positions._local.depth
+    _positions._local.depth = 0
+    try:
+        yield
+    finally:
+        _positions._local.depth = saved
+
+
+def test_strategy_code_does_not_run_outside_a_confined_process():
+    s = from_source(FLAT, "flat_outside")
+    with outside_trusted_block():
+        with pytest.raises(RuntimeError, match="runs only in a kernel-confined process"):
+            s.positions(BARS)
+        # the library's own files are trusted like alphaloop itself
+        assert load_strategy("buy_and_hold").positions(BARS).shape == (len(BARS),)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ("PARAMETERS = dict(n={'default': 3, 'low': 1, 'high': 9})", "must be a literal"),
+        ("N = 3\nPARAMETERS = {'n': {'default': N, 'low': 1, 'high': 9}}", "must be a literal"),
+        ("PARAMETERS = {}\nPARAMETERS = {}", "assigned 2 times"),
+        ("PARAMETERS = {}\nPARAMETERS['n'] = {'default': 3, 'low': 1, 'high': 9}", "2 times"),
+        ("PARAMETERS: dict = {**{}}", "must be a literal"),
+        ("if True:\n    PARAMETERS = {}", "defines no PARAMETERS"),
+    ],
+)
+def test_parameters_must_be_one_literal(params, match):
+    with pytest.raises(StrategyError, match=match):
+        from_source(src("def generate_positions(data, **kw):\n    return 0\n", params), "p")
+
+
+def test_parameters_changed_by_the_module_body_are_refused():
+    params = "PARAMETERS = {}\nPARAMETERS.update(n={'default': 3, 'low': 1, 'high': 9})"
+    s = from_source(src("def generate_positions(data, **kw):\n    return 0\n", params), "p2")
+    with pytest.raises(StrategyError, match="PARAMETERS changed while the module ran"):
+        s.positions(BARS)
 
 
 def test_declared_parameter_must_be_accepted():

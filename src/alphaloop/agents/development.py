@@ -20,6 +20,7 @@ look-ahead checks as any other strategy.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,15 @@ from typing import Any, Literal, Protocol
 import optuna
 from pydantic import BaseModel, ConfigDict, Field
 
-from alphaloop.backtest.strategy import Choice, FloatRange, IntRange, Strategy, from_source
+from alphaloop.backtest.strategy import (
+    Choice,
+    FloatRange,
+    IntRange,
+    Strategy,
+    declared_parameters,
+    from_source,
+    with_parameters,
+)
 
 __all__ = [
     "REFINEMENTS",
@@ -105,7 +114,6 @@ _WRAPPER = """
 import pandas as _pd_{tag}
 
 _base_generate_positions_{tag} = generate_positions
-PARAMETERS = {{**PARAMETERS, {params}}}
 
 
 def generate_positions(data, {signature}**params):
@@ -155,8 +163,14 @@ def refine(base: Strategy, refinement: str) -> Strategy:
     """`base` with `refinement` written into its source, loaded through the sandbox."""
     spec = REFINEMENTS[refinement]
     tag = hashlib.sha256(f"{base.name}{refinement}".encode()).hexdigest()[:6]
-    source = base.source + _WRAPPER.format(name=refinement, tag=tag, **spec)
-    return from_source(source, f"{base.name}+{refinement}")
+    name = f"{base.name}+{refinement}"
+    # PARAMETERS stays one literal (strategy code is read, never run, outside a confined
+    # process): the base's literal gains the refinement's parameters
+    raw = dict(declared_parameters(base))
+    raw.update(ast.literal_eval("{" + spec["params"] + "}"))
+    source = with_parameters(base.source, name, raw)
+    source += _WRAPPER.format(name=refinement, tag=tag, **spec)
+    return from_source(source, name)
 
 
 def _distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:

@@ -416,6 +416,7 @@ def _latch_loop(long_entry, long_exit, short_entry, short_exit, out):  # pragma:
 
 
 _JITTED: dict[Callable[..., Any], Callable[..., Any]] = {}
+_DISK_CACHE = True
 
 
 def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -424,8 +425,31 @@ def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     if compiled is None:
         from numba import njit
 
-        compiled = _JITTED[fn] = njit(cache=True, nogil=True)(fn)
+        compiled = _JITTED[fn] = njit(cache=_DISK_CACHE, nogil=True)(fn)
     return compiled
+
+
+def no_disk_cache() -> None:
+    """Compile without numba's on-disk cache from now on, in this process (a confined
+    strategy process cannot write one: a new signature would fail to save)."""
+    global _DISK_CACHE
+    _DISK_CACHE = False
+    from numba.core.caching import NullCache
+
+    for dispatcher in _JITTED.values():
+        dispatcher._cache = NullCache()  # type: ignore[attr-defined]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the helpers' loops for the argument types
+    strategies pass: float64 inputs writeable or read-only (memoised indicators are)."""
+    x = np.linspace(1.0, 2.0, 8)
+    ro = x.copy()
+    ro.flags.writeable = False
+    for a, b in ((x, x[::-1].copy()), (ro, ro), (ro, x), (x, ro)):
+        crossover_side(a, b)
+    latch(x > 1.5, x < 1.2, x < 1.1, x > 1.9)
+    latch(x > 1.5, x < 1.2)
 
 
 def _bool_array(x: ArrayLike | None, n: int, what: str) -> np.ndarray:

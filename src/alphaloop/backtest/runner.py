@@ -17,7 +17,7 @@ import pandas as pd
 from alphaloop.backtest import engine
 from alphaloop.backtest.strategy import Strategy
 
-__all__ = ["backtest", "run_grid"]
+__all__ = ["backtest", "evaluate", "run_grid"]
 
 
 def _bars_per_year(timeframe: str, index: pd.Index) -> float:
@@ -38,6 +38,10 @@ def backtest(
 ) -> engine.BacktestResult:
     """Backtest ``strategy`` on ``data`` with ``params`` (defaults for those not given).
 
+    Runs the strategy's code in this process (see `Strategy.positions` for where that is
+    allowed); `alphaloop.execution.task_runner` runs it in a confined child and calls
+    `evaluate` on the positions it gets back.
+
     - params: parameter overrides, typed or CLI strings (``{"fast": "20"}``).
     - commission: fraction of traded notional per side (0.001 = 0.1%).
     - slippage_bps: extra cost per unit traded, in basis points.
@@ -48,7 +52,28 @@ def backtest(
       over.
     """
     resolved = strategy.resolve_params(params or {})
-    positions = strategy.positions(data, resolved)
+    positions = strategy.positions(data.copy(), resolved)
+    return evaluate(
+        data,
+        positions,
+        commission=commission,
+        slippage_bps=slippage_bps,
+        timeframe=timeframe,
+        eval_start=eval_start,
+    )
+
+
+def evaluate(
+    data: pd.DataFrame,
+    positions: np.ndarray,
+    *,
+    commission: float = 0.001,
+    slippage_bps: float = 0.0,
+    timeframe: str = "1d",
+    eval_start: object = None,
+) -> engine.BacktestResult:
+    """The engine on ``data`` (the caller's own bars) and validated ``positions``, one per bar;
+    ``eval_start`` as in `backtest`."""
     bpy = _bars_per_year(timeframe, data.index)
     if eval_start is not None:
         k = int(data.index.searchsorted(pd.Timestamp(eval_start)))
