@@ -6,11 +6,17 @@
 * :class:`LocalPool` — long-lived worker processes on this machine.
 * :class:`DaskBackend` (``alphaloop.execution.dask_backend``, needs ``distributed``) — the same
   contract on a Dask cluster.
-* ``alphaloop.execution.task_runner.run_task`` — the task function that runs one backtest.
+* ``alphaloop.execution.task_runner.run_task`` — the task function that runs one backtest,
+  the strategy code in a kernel-confined process (`docs/sandbox.md`).
+* :func:`run_once` — one task in a clean worker started for it (the CLI's ``backtest``);
+  :class:`TaskFailed` when it fails; :func:`confinement` — whether the kernel can confine.
 """
 
 from alphaloop.execution._base import Executor, OnResult, StopWhen, TaskFn
+from alphaloop.execution._confine import ConfinementError
+from alphaloop.execution._confine import availability as confinement
 from alphaloop.execution._home import resolve_home
+from alphaloop.execution._host import TaskFailed, run_once
 from alphaloop.execution._local import LocalPool
 from alphaloop.execution._probe import PsutilProbe, ResourceProbe
 from alphaloop.execution._queue import QUEUE_FILENAME, TaskQueue
@@ -18,6 +24,7 @@ from alphaloop.execution._task import (
     Attempt,
     BacktestTask,
     Claim,
+    FailureKind,
     RetryPolicy,
     RunSummary,
     TaskState,
@@ -28,7 +35,9 @@ __all__ = [
     "Attempt",
     "BacktestTask",
     "Claim",
+    "ConfinementError",
     "Executor",
+    "FailureKind",
     "LocalPool",
     "OnResult",
     "PsutilProbe",
@@ -36,10 +45,13 @@ __all__ = [
     "RetryPolicy",
     "RunSummary",
     "StopWhen",
+    "TaskFailed",
     "TaskFn",
     "TaskQueue",
     "TaskState",
+    "confinement",
     "resolve_home",
+    "run_once",
 ]
 
 

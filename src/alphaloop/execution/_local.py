@@ -50,7 +50,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing as mp
+import math
 import os
 import pickle
 import select
@@ -58,6 +58,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -71,18 +72,35 @@ from alphaloop.execution._base import (
     format_bytes,
     format_seconds,
 )
-from alphaloop.execution._pipes import FrameReader, widen
+from alphaloop.execution._launch import start_worker
+from alphaloop.execution._pipes import FrameReader
 from alphaloop.execution._probe import PsutilProbe, ResourceGate, ResourceProbe
 from alphaloop.execution._queue import TaskQueue
 from alphaloop.execution._schedule import batch_depth, guided_share
-from alphaloop.execution._task import Claim, RunSummary, TaskState
-from alphaloop.execution._worker import worker_main
+from alphaloop.execution._task import Claim, FailureKind, RunSummary, TaskState
 
 logger = logging.getLogger(__name__)
 
 GiB = 1 << 30
+_DURATIONS = 1000
+"""Task times kept for the derived timeout (the most recent ones)."""
+STARTUP_SECONDS = 120.0
+"""A worker that has not started serving after this long is killed and replaced."""
+MIN_SAMPLES, FLOOR_SECONDS, P95_FACTOR = 20, 10.0, 50.0
+"""The derived timeout: once ``MIN_SAMPLES`` task times are known, ``max(FLOOR_SECONDS,
+P95_FACTOR x their 95th percentile)``."""
 _FLUSH_MAX = 512
 """Most results recorded in one transaction."""
+
+
+def derived_timeout(durations: Iterable[float], cap: float) -> float:
+    """``min(cap, max(10 s, 50 x p95))`` of the measured task times, or ``cap`` with fewer
+    than 20 of them."""
+    xs = sorted(durations)
+    if len(xs) < MIN_SAMPLES:
+        return cap
+    p95 = xs[min(len(xs) - 1, int(0.95 * (len(xs) - 1) + 0.5))]
+    return min(cap, max(FLOOR_SECONDS, P95_FACTOR * p95))
 
 
 def default_workers() -> int:
@@ -103,6 +121,8 @@ class _Worker:
     outstanding: deque[Claim] = field(default_factory=deque)
     reader: Any = None  # FrameReader of the result pipe
     head_since: float = 0.0
+    ready: bool = False  # imported and serving; a task's clock starts no earlier
+    spawned_at: float = 0.0
     tasks_done: int = 0
     rss: int = 0
     retiring: bool = False
@@ -123,7 +143,10 @@ class LocalPool(Executor):
 
     Args:
         max_workers: Worker processes; default ``min(5, usable CPUs)``.
-        task_timeout: Wall seconds one task may run before its worker is killed.
+        task_timeout: Wall seconds one task may run before its worker is killed. None (the
+            default): derived from the task times measured so far, ``max(10 s, 50 x p95)``
+            once 20 tasks have finished, and at most ``max_task_timeout``.
+        max_task_timeout: The longest a task may ever run (the timeout until it is derived).
         memory_limit: Address-space limit per worker in bytes (``RLIMIT_AS``); None: none.
         max_tasks_per_worker: Replace a worker after this many tasks.
         max_worker_rss: Replace a worker whose resident memory exceeds this many bytes.
@@ -137,14 +160,14 @@ class LocalPool(Executor):
         batch_seconds: Target seconds of work queued at one worker.
         commit_interval: Results that arrive within this many seconds of each other are
             recorded in one transaction (0: one transaction per wake-up of the loop).
-        start_method: ``"forkserver"`` (default) or ``"spawn"``.
     """
 
     def __init__(
         self,
         max_workers: int | None = None,
         *,
-        task_timeout: float = 300.0,
+        task_timeout: float | None = None,
+        max_task_timeout: float = 300.0,
         memory_limit: int | None = 2 * GiB,
         max_tasks_per_worker: int = 1000,
         max_worker_rss: int = 1 * GiB,
@@ -155,16 +178,21 @@ class LocalPool(Executor):
         max_batch: int = 64,
         batch_seconds: float = 0.05,
         commit_interval: float = 0.02,
-        start_method: str = "forkserver",
     ) -> None:
         self.max_workers = max_workers or default_workers()
         if self.max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
-        if task_timeout <= 0:
+        if task_timeout is not None and task_timeout <= 0:
             raise ValueError(f"task_timeout must be > 0 seconds, got {task_timeout}")
+        if max_task_timeout <= 0:
+            raise ValueError(f"max_task_timeout must be > 0 seconds, got {max_task_timeout}")
         if max_tasks_per_worker < 1 or max_batch < 1:
             raise ValueError("max_tasks_per_worker and max_batch must be >= 1")
-        self.task_timeout = float(task_timeout)
+        self.fixed_timeout = None if task_timeout is None else float(task_timeout)
+        self.max_task_timeout = float(max_task_timeout)
+        self._durations: deque[float] = deque(maxlen=_DURATIONS)
+        self._timeout: float | None = None
+        self._new_durations = 0
         self.memory_limit = memory_limit
         self.max_tasks_per_worker = max_tasks_per_worker
         self.max_worker_rss = max_worker_rss
@@ -175,9 +203,6 @@ class LocalPool(Executor):
             raise ValueError(f"commit_interval must be >= 0 seconds, got {commit_interval}")
         self.commit_interval = float(commit_interval)
         self._gate = ResourceGate(probe or PsutilProbe(), cpu_threshold, memory_threshold, logger)
-        self._ctx = mp.get_context(start_method)
-        if start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["alphaloop.execution._worker"])
         self._workers: list[_Worker] = []
         self._exiting: list[_Worker] = []
         self._fn_msg: tuple[str, bytes] | None = None
@@ -206,21 +231,27 @@ class LocalPool(Executor):
         """PIDs of the live workers (for tests and monitoring)."""
         return [w.pid for w in self._workers]
 
+    @property
+    def task_timeout(self) -> float:
+        """The wall timeout a task gets now (fixed, or derived from measured task times)."""
+        if self.fixed_timeout is not None:
+            return self.fixed_timeout
+        if self._timeout is None or self._new_durations >= 25:  # a sort per 25 results
+            self._timeout = derived_timeout(self._durations, self.max_task_timeout)
+            self._new_durations = 0
+        return self._timeout
+
+    @staticmethod
+    def _clock(w: _Worker) -> float:
+        """When ``w``'s running task started, as far as timeouts go: never before the worker
+        was ready (a new interpreter imports for a while before it serves)."""
+        return w.head_since if w.ready else math.inf
+
     def _spawn(self) -> _Worker:
-        inbox_r, inbox_w = self._ctx.Pipe(duplex=False)
-        outbox_r, outbox_w = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(
-            target=worker_main,
-            args=(inbox_r, outbox_w, self.memory_limit),
-            name="alphaloop-worker",
-            daemon=True,
+        proc, inbox_w, outbox_r = start_worker(self.memory_limit)
+        w = _Worker(
+            proc=proc, inbox=inbox_w, outbox=outbox_r, pid=proc.pid, spawned_at=time.monotonic()
         )
-        proc.start()
-        inbox_r.close()
-        outbox_w.close()
-        widen(inbox_w)
-        widen(outbox_r)
-        w = _Worker(proc=proc, inbox=inbox_w, outbox=outbox_r, pid=proc.pid)
         w.reader = FrameReader(outbox_r)
         if self._fn_msg is not None:
             self._send(w, self._fn_msg)
@@ -253,6 +284,7 @@ class LocalPool(Executor):
                 w.proc.join(1.0)
             for c in (w.inbox, w.outbox):
                 c.close()
+            w.proc.close()
         self._workers.clear()
         self._exiting.clear()
         for fd in (self._wake_r, self._wake_w):
@@ -372,7 +404,7 @@ class LocalPool(Executor):
                 dry_until = 0.0
                 timeout = min(max(nxt, 0.001), 0.5)
             else:
-                deadline = min(w.head_since for w in busy) + self.task_timeout
+                deadline = min(self._clock(w) for w in busy) + self.task_timeout
                 timeout = max(0.0, min(deadline - now, 0.25))
             if self._handle_events(queue, counts, on_result, timeout):
                 dry_until = 0.0
@@ -564,7 +596,11 @@ class LocalPool(Executor):
         """Take every message waiting in ``w``'s result pipe. Failures are recorded at once;
         completions are queued in ``self._done`` for :meth:`_flush` (one transaction)."""
         for msg in w.reader.read():
-            task_id, attempt, ok, body, tb, started, elapsed, rss, fatal = msg
+            if len(msg) == 1:  # ("ready",): the worker starts serving now
+                w.ready = True
+                w.head_since = time.monotonic()
+                continue
+            task_id, attempt, ok, body, tb, started, elapsed, rss, fatal, kind = msg
             claim = None
             for i, c in enumerate(w.outstanding):
                 if c.task_id == task_id and c.attempt == attempt:
@@ -574,6 +610,8 @@ class LocalPool(Executor):
             w.head_since = time.monotonic()
             w.tasks_done += 1
             w.rss = rss
+            self._durations.append(elapsed)
+            self._new_durations += 1
             ts = self._task_seconds
             if ts is None or not self._fresh_estimate:
                 self._task_seconds, self._fresh_estimate = elapsed, True
@@ -586,7 +624,7 @@ class LocalPool(Executor):
                     self._done_since = time.monotonic()
                 self._done.append((w, task_id, attempt, body, started))
             else:
-                self._fail(queue, counts, task_id, attempt, body, tb, w.pid, started)
+                self._fail(queue, counts, task_id, attempt, body, tb, w.pid, started, kind)
             if fatal:
                 w.retiring = w.fatal = True
             elif w.tasks_done >= self.max_tasks_per_worker or (
@@ -611,9 +649,16 @@ class LocalPool(Executor):
         tb: str | None,
         pid: int | None,
         started: float | None = None,
+        kind: str | FailureKind = FailureKind.TRANSIENT,
     ) -> None:
         if queue.mark_failed(
-            task_id, error, tb, attempt=attempt, worker_pid=pid, started_at=started
+            task_id,
+            error,
+            tb,
+            attempt=attempt,
+            worker_pid=pid,
+            started_at=started,
+            kind=kind or FailureKind.TRANSIENT,
         ):
             counts.failed_attempts += 1
             logger.info("task %s attempt %d failed: %s", task_id, attempt, error)
@@ -627,6 +672,7 @@ class LocalPool(Executor):
         counts: _Counts,
         head_error: str | None = None,
         interrupted: str | None = None,
+        head_kind: FailureKind = FailureKind.TRANSIENT,
     ) -> None:
         """Resolve a dead (or killed) worker's claims and forget it."""
         if w.dead:
@@ -644,7 +690,9 @@ class LocalPool(Executor):
                 rest = pending
             else:
                 err = head_error or f"worker process died ({describe_exit(w.proc.exitcode)})"
-                self._fail(queue, counts, head.task_id, head.attempt, err, None, w.pid)
+                self._fail(
+                    queue, counts, head.task_id, head.attempt, err, None, w.pid, None, head_kind
+                )
             if rest:
                 queue.release_many([(c.task_id, c.attempt) for c in rest])
         for lst in (self._workers, self._exiting):
@@ -652,19 +700,26 @@ class LocalPool(Executor):
                 lst.remove(w)
         for c in (w.inbox, w.outbox):
             c.close()
+        w.proc.close()
         self._flush(queue, counts, self._on_result)
 
     def _check_timeouts(self, queue: TaskQueue, counts: _Counts) -> None:
         now = time.monotonic()
+        limit = self.task_timeout
         for w in list(self._workers):
-            if w.outstanding and now - w.head_since > self.task_timeout:
+            if not w.ready and now - w.spawned_at > STARTUP_SECONDS:
+                w.proc.kill()
+                w.proc.join(2.0)
+                self._reap(w, queue, counts, interrupted="worker process did not start")
+                continue
+            if w.outstanding and now - self._clock(w) > limit:
                 head = w.outstanding[0]
                 w.proc.kill()
                 w.proc.join(2.0)
                 self._read_results(w, queue, counts)
                 if w.outstanding and w.outstanding[0] is head:
-                    err = f"timed out after {format_seconds(self.task_timeout)} s"
-                    self._reap(w, queue, counts, head_error=err)
+                    err = f"timed out after {format_seconds(limit)} s"
+                    self._reap(w, queue, counts, head_error=err, head_kind=FailureKind.LIMIT)
                 else:
                     self._reap(w, queue, counts, interrupted="worker replaced after a timeout")
 
@@ -703,12 +758,13 @@ class LocalPool(Executor):
             timeout = 0.25 if deadline is None else max(0.0, min(deadline - now, 0.25))
             self._handle_events(queue, counts, on_result, timeout)
             now = time.monotonic()
+            limit = self.task_timeout
             for w in list(self._exiting):
-                if w.outstanding and now - w.head_since > self.task_timeout:
+                if w.outstanding and now - self._clock(w) > limit:
                     w.proc.kill()
                     w.proc.join(2.0)
-                    err = f"timed out after {format_seconds(self.task_timeout)} s"
-                    self._reap(w, queue, counts, head_error=err)
+                    err = f"timed out after {format_seconds(limit)} s"
+                    self._reap(w, queue, counts, head_error=err, head_kind=FailureKind.LIMIT)
 
     def _abort(self, queue: TaskQueue) -> None:
         """Emergency exit (exception in the loop): kill workers, hand every claim back."""
@@ -729,6 +785,8 @@ class LocalPool(Executor):
                     queue.release_many([(c.task_id, c.attempt) for c in pending[1:]])
             for c in (w.inbox, w.outbox):
                 c.close()
+            with contextlib.suppress(Exception):
+                w.proc.close()
         self._workers.clear()
         self._exiting.clear()
         # completions read but not recorded (the error hit before their transaction)

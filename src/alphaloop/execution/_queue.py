@@ -63,7 +63,15 @@ import psutil
 
 from alphaloop._sqlite import opening
 from alphaloop.execution._schema import READY_SEQS, RUNNING, prepare
-from alphaloop.execution._task import Attempt, BacktestTask, Claim, RetryPolicy, TaskState
+from alphaloop.execution._task import (
+    LIMIT_ATTEMPTS,
+    Attempt,
+    BacktestTask,
+    Claim,
+    FailureKind,
+    RetryPolicy,
+    TaskState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -415,13 +423,19 @@ class TaskQueue:
         attempt: int | None = None,
         worker_pid: int | None = None,
         started_at: float | None = None,
+        kind: FailureKind | str = FailureKind.TRANSIENT,
     ) -> bool:
         """Record a failed attempt: re-queue with backoff while ``retry_count < max_retries``
         (after incrementing it), else the task becomes FAILED.
 
+        ``kind`` (`FailureKind`) caps the attempts: a PERMANENT failure (the strategy's own
+        error, refused or crashed code, bad input) is final at once; a LIMIT failure (timeout,
+        memory) allows at most `LIMIT_ATTEMPTS` attempts in all; TRANSIENT ones use
+        ``max_retries``.
         ``attempt`` guards against stale reports (None: whichever attempt holds the task).
         Returns False, changing nothing, if the task is not IN_PROGRESS (under that attempt).
         """
+        kind = FailureKind(kind)
         now = time.time()
         with self._tx() as c:
             row = c.execute(
@@ -432,6 +446,10 @@ class TaskQueue:
             if row is None or (attempt is not None and row[0] != attempt):
                 return False
             number, retries, max_retries = row[0], row[1] + 1, row[2]
+            if kind is FailureKind.PERMANENT:
+                max_retries = retries
+            elif kind is FailureKind.LIMIT:
+                max_retries = min(max_retries, LIMIT_ATTEMPTS)
             if retries < max_retries:
                 state, not_before = _Q, now + self.retry.delay(retries, self._rng)
             else:

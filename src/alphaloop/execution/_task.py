@@ -59,6 +59,12 @@ class BacktestTask(BaseModel):
     check_lookahead: bool = Field(
         default=False, description="Also check the positions for look-ahead (cut-point test)."
     )
+    unconfined_ok: bool = Field(
+        default=False,
+        description="Where the kernel cannot confine strategy code (not Linux, no seccomp or "
+        "Landlock), run it anyway, in a separate process with limits but without kernel "
+        "confinement: only for library code or when the user passed --unconfined.",
+    )
 
     @field_validator("task_id")
     @classmethod
@@ -66,6 +72,21 @@ class BacktestTask(BaseModel):
         if not v.strip():
             raise ValueError("task_id must not be blank; give every task a unique id")
         return v
+
+
+class FailureKind(str, Enum):  # noqa: UP042 - stored as text
+    """Whether another attempt at a failed task can succeed (the queue's retry decision)."""
+
+    TRANSIENT = "transient"
+    """May pass next time: a worker killed from outside, an error in alphaloop itself."""
+    PERMANENT = "permanent"
+    """Deterministic: the strategy code failed, was refused, or crashed; bad input. No retry."""
+    LIMIT = "limit"
+    """A timeout or the memory limit: one more attempt at most (`LIMIT_ATTEMPTS`)."""
+
+
+LIMIT_ATTEMPTS = 2
+"""Most attempts for a task whose attempts hit a limit (timeout, memory)."""
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,26 @@
-"""The loop run by each local worker process.
+"""The program each local worker runs: a clean, single-threaded template process.
 
-Protocol (parent -> worker, over the worker's inbox pipe):
+Started by `_launch.start_worker` (a new interpreter with a scrubbed environment), it imports
+numpy, pandas, TA-Lib and the engine, compiles the engine's kernels, and then runs the tasks it
+is sent. It never runs strategy code itself: `task_runner.run_task` asks `_jail` to fork a
+kernel-confined child of this process for that, and measures the child's positions here, with
+prices the child never held. Forking is why the worker has no threads (a fork copies only the
+calling thread, and whatever locks the others held stay held in the child).
+
+Protocol (parent -> worker, over the inbox pipe):
+    ``("init", {"sys_path": [...], "parent": pid})``   first message: the parent's import path
     ``("fn", blob)``                 task function, pickled by reference
     ``("tasks", [(task_id, attempt, payload_json), ...])``   run these in order
     ``("stop",)``                    finish the running task, then exit (rest left unstarted)
 Worker -> parent, one message per task, in order:
-    ``(task_id, attempt, ok, body, traceback, started_wall, elapsed, rss, fatal)``
+    ``(task_id, attempt, ok, body, traceback, started_wall, elapsed, rss, fatal, kind)``
     ``body`` is the result's JSON text (ok) or the error message; ``fatal`` means the worker
-    exits after this message (memory limit).
+    exits after this message (memory limit); ``kind`` is a `FailureKind` value (retry or not).
 
-A reader thread drains the inbox into a local queue so the parent never blocks on a full pipe.
-The worker ignores SIGINT (the parent decides what Ctrl-C means) and asks the kernel to kill
-it if its parent dies, so an orchestrator crash leaves no orphans running tasks.
+The inbox is read whenever the worker waits (between tasks, and while a confined child
+computes), so the parent never blocks long on a full pipe. The worker ignores SIGINT (the
+parent decides what Ctrl-C means) and asks the kernel to kill it if its parent dies, so an
+orchestrator crash leaves no orphans running tasks.
 """
 
 from __future__ import annotations
@@ -20,18 +29,17 @@ import contextlib
 import json
 import os
 import pickle
-import queue
 import resource
+import select
 import signal
 import sys
-import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-_STOP = object()
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _NESTED_THREADS_ENV = (
     "OMP_NUM_THREADS",
@@ -42,7 +50,7 @@ _NESTED_THREADS_ENV = (
 )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: deliver SIGKILL to this process when its parent exits."""
     if not sys.platform.startswith("linux"):
         return
@@ -73,10 +81,52 @@ def rss_bytes() -> int:
         return int(psutil.Process().memory_info().rss)
 
 
-def run_one(fn: Any, payload: str, memory_limit: int | None) -> tuple[bool, str, str | None, bool]:
+def vm_bytes() -> int:
+    """Address space this process uses now (what ``RLIMIT_AS`` counts)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[0]) * _PAGE
+    except OSError:  # pragma: no cover - non-Linux
+        import psutil
+
+        return int(psutil.Process().memory_info().vms)
+
+
+def set_memory_budget(budget: int | None) -> None:
+    """Let this process allocate ``budget`` bytes of address space beyond what it uses now
+    (``RLIMIT_AS`` soft limit; None: no limit). A memory limit is a budget on top of the
+    interpreter and its libraries, whose own address space (numba and LLVM reserve ~2 GB
+    of it) says nothing about what a task needs."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if budget is None:
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        return
+    want = vm_bytes() + budget
+    lim = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (lim, hard))
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The `FailureKind` of an exception raised while running a task."""
+    from alphaloop.errors import AlphaloopError
+    from alphaloop.execution._task import FailureKind
+
+    kind = getattr(exc, "failure_kind", None)
+    if kind is not None:
+        return str(FailureKind(kind).value)
+    if isinstance(exc, MemoryError):
+        return FailureKind.LIMIT.value
+    if isinstance(exc, AlphaloopError):
+        return FailureKind.PERMANENT.value
+    return FailureKind.TRANSIENT.value
+
+
+def run_one(
+    fn: Any, payload: str, memory_limit: int | None
+) -> tuple[bool, str, str | None, bool, str]:
     """Run ``fn`` on one task payload; never raises.
 
-    Returns ``(ok, body, traceback, fatal)`` where body is the result's JSON or the error.
+    Returns ``(ok, body, traceback, fatal, kind)`` where body is the result's JSON or the error.
     """
     from alphaloop.execution._base import format_bytes
     from alphaloop.execution._task import BacktestTask
@@ -89,16 +139,22 @@ def run_one(fn: Any, payload: str, memory_limit: int | None) -> tuple[bool, str,
                 f"task function {getattr(fn, '__qualname__', fn)!r} must return a "
                 f"dict, got {type(result).__name__}"
             )
-        return True, json.dumps(dict(result)), None, False
+        return True, json.dumps(dict(result)), None, False, ""
     except MemoryError as exc:
         tb = traceback.format_exc()
         detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
+        kind = failure_kind(exc)
         if memory_limit:
-            return False, f"exceeded memory limit {format_bytes(memory_limit)} ({detail})", tb, True
-        return False, f"ran out of memory ({detail})", tb, True
+            msg = f"exceeded memory limit {format_bytes(memory_limit)} ({detail})"
+            return False, msg, tb, True, kind
+        return False, f"ran out of memory ({detail})", tb, True, kind
     except BaseException as exc:
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        return False, f"{type(exc).__name__}: {msg}".rstrip(": "), traceback.format_exc(), False
+        if getattr(exc, "verbatim", False):  # already "<Type>: message" from another worker
+            body = msg
+        else:
+            body = f"{type(exc).__name__}: {msg}".rstrip(": ")
+        return False, body, traceback.format_exc(), False, failure_kind(exc)
 
 
 class _Unloadable:
@@ -111,58 +167,113 @@ class _Unloadable:
         raise RuntimeError(f"cannot load the task function in the worker: {self.why}")
 
 
-def worker_main(inbox: Connection, outbox: Connection, memory_limit: int | None) -> None:
-    """Entry point of a worker process (see the module docstring)."""
-    _die_with_parent()
+def _warm_up() -> None:
+    """Import and compile, once, what every strategy process forked from here will use."""
+    import numpy as np
+    import pandas as pd
+
+    from alphaloop.backtest import engine, indicators, runner, sandbox, strategy  # noqa: F401
+    from alphaloop.data import load
+
+    with contextlib.suppress(Exception):
+        indicators.warm_up()
+        bars = load("GOOG").iloc[:60]
+        engine.run(bars, np.zeros(len(bars)))
+        pd.Timestamp("2020-01-01", tz="UTC").tz_convert(None)
+
+
+class _Inbox:
+    """The parent's messages, read without blocking whenever the worker waits."""
+
+    def __init__(self, conn: Connection) -> None:
+        from alphaloop.execution._pipes import FrameReader
+
+        self.conn = conn
+        self.reader = FrameReader(conn)
+        self.fd = conn.fileno()
+        self.todo: deque[Any] = deque()
+        self.stopping = False
+
+    def drain(self) -> bool:
+        """Take every waiting message (never blocks); False once the parent is gone."""
+        for msg in self.reader.read():
+            if msg[0] == "stop":
+                self.stopping = True
+            else:
+                self.todo.append(msg)
+        if self.reader.eof:
+            self.stopping = True
+        return not self.reader.eof
+
+    def wait(self) -> None:
+        """Block until a message arrives or the parent is gone."""
+        while not self.todo and not self.stopping:
+            select.select([self.fd], [], [])
+            self.drain()
+
+
+def main() -> None:
+    """Entry point of the worker program (see the module docstring)."""
+    inbox_fd, outbox_fd, memory_limit = (int(a) for a in sys.argv[1:4])
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in _NESTED_THREADS_ENV:
         os.environ.setdefault(var, "1")
-    if memory_limit:
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        lim = memory_limit if hard == resource.RLIM_INFINITY else min(memory_limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (lim, hard))
+    limit = memory_limit or None
+    set_memory_budget(limit)
+    inbox = _Inbox(Connection(inbox_fd, writable=False))
+    outbox = Connection(outbox_fd, readable=False)
+    inbox.wait()
+    if inbox.todo and inbox.todo[0][0] == "init":
+        init = inbox.todo.popleft()[1]
+        sys.path[:] = list(init["sys_path"])
+    from alphaloop.execution import _jail
+    from alphaloop.execution._task import BacktestTask  # noqa: F401 - imported before "ready"
 
-    todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    stopping = threading.Event()
+    def warm_up() -> None:
+        set_memory_budget(None)  # the libraries' own address space is not the tasks' budget
+        try:
+            _warm_up()
+        finally:
+            set_memory_budget(limit)
 
-    def reader() -> None:
-        while True:
-            try:
-                msg = inbox.recv()
-            except (EOFError, OSError):
-                msg = ("stop",)
-            if msg[0] == "stop":
-                stopping.set()
-                todo.put(_STOP)
-                return
-            todo.put(msg)
+    _jail.become_host(idle_fd=inbox.fd, on_idle=inbox.drain, memory_limit=limit, warm_up=warm_up)
+    outbox.send(("ready",))
+    try:
+        _serve(inbox, outbox, limit)
+    finally:
+        _jail.shutdown()
 
-    threading.Thread(target=reader, name="alphaloop-inbox", daemon=True).start()
+
+def _serve(inbox: _Inbox, outbox: Connection, memory_limit: int | None) -> None:
     fn: Any = None
     while True:
-        msg = todo.get()
-        if msg is _STOP or stopping.is_set():
-            break
+        inbox.wait()
+        if inbox.stopping:
+            return
+        msg = inbox.todo.popleft()
         if msg[0] == "fn":
             try:
                 fn = pickle.loads(msg[1])
             except Exception as exc:
                 fn = _Unloadable(f"{type(exc).__name__}: {exc}")
             continue
+        if msg[0] != "tasks":
+            continue
         for task_id, attempt, payload in msg[1]:
-            if stopping.is_set():
-                break
+            inbox.drain()
+            if inbox.stopping:
+                return
             started, t0 = time.time(), time.perf_counter()
-            ok, body, tb, fatal = run_one(fn, payload, memory_limit)
+            ok, body, tb, fatal, kind = run_one(fn, payload, memory_limit)
             elapsed = time.perf_counter() - t0
             try:
-                outbox.send((task_id, attempt, ok, body, tb, started, elapsed, rss_bytes(), fatal))
+                outbox.send(
+                    (task_id, attempt, ok, body, tb, started, elapsed, rss_bytes(), fatal, kind)
+                )
             except (OSError, ValueError):
                 return
             if fatal:
                 with contextlib.suppress(OSError):
                     outbox.close()
                 os._exit(0)
-        else:
-            continue
-        break

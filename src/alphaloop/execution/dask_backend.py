@@ -48,18 +48,21 @@ from alphaloop.execution._base import (
     format_seconds,
 )
 from alphaloop.execution._queue import TaskQueue
-from alphaloop.execution._task import Claim, RunSummary, TaskState
+from alphaloop.execution._task import Claim, FailureKind, RunSummary, TaskState
 
 logger = logging.getLogger(__name__)
 
 
-def _dask_call(fn: TaskFn, payload: str) -> tuple[bool, str, str | None, float, int]:
-    """Runs on a Dask worker: ``(ok, body, traceback, started_wall, pid)``; never raises."""
+def _dask_call(fn: TaskFn, payload: str) -> tuple[bool, str, str | None, float, int, str]:
+    """Runs on a Dask worker: ``(ok, body, traceback, started_wall, pid, failure_kind)``;
+    never raises. (``run_task`` hands the task to a clean worker process it starts on that
+    machine, which forks the confined strategy process: a Dask worker is not a clean
+    template.)"""
     from alphaloop.execution._worker import run_one
 
     started = time.time()
-    ok, body, tb, _fatal = run_one(fn, payload, None)
-    return ok, body, tb, started, os.getpid()
+    ok, body, tb, _fatal, kind = run_one(fn, payload, None)
+    return ok, body, tb, started, os.getpid(), kind
 
 
 class DaskBackend(Executor):
@@ -131,10 +134,17 @@ class DaskBackend(Executor):
             tb: str | None,
             pid: int | None = None,
             started: float | None = None,
+            kind: str = FailureKind.TRANSIENT.value,
         ) -> None:
             nonlocal failed, gave_up
             if queue.mark_failed(
-                claim.task_id, error, tb, attempt=claim.attempt, worker_pid=pid, started_at=started
+                claim.task_id,
+                error,
+                tb,
+                attempt=claim.attempt,
+                worker_pid=pid,
+                started_at=started,
+                kind=kind or FailureKind.TRANSIENT,
             ):
                 failed += 1
                 logger.info("task %s attempt %d failed: %s", claim.task_id, claim.attempt, error)
@@ -186,7 +196,7 @@ class DaskBackend(Executor):
                 for fut in done:
                     claim, _s = in_flight.pop(fut)
                     if fut.status == "finished":
-                        ok, body, tb, started, pid = fut.result()
+                        ok, body, tb, started, pid, kind = fut.result()
                         if ok:
                             if queue.mark_completed(
                                 claim.task_id,
@@ -199,7 +209,7 @@ class DaskBackend(Executor):
                                 if on_result is not None:
                                     on_result(claim.task_id, json.loads(body))
                         else:
-                            fail(claim, body, tb, pid, started)
+                            fail(claim, body, tb, pid, started, kind)
                     elif fut.status == "error":
                         exc = fut.exception()
                         if isinstance(exc, dist.KilledWorker):
@@ -218,7 +228,8 @@ class DaskBackend(Executor):
                     if started is not None and now - started > self.task_timeout:
                         in_flight.pop(fut)
                         fut.cancel()
-                        fail(claim, f"timed out after {format_seconds(self.task_timeout)} s", None)
+                        err = f"timed out after {format_seconds(self.task_timeout)} s"
+                        fail(claim, err, None, kind=FailureKind.LIMIT.value)
         except BaseException:
             for fut, (claim, _s) in in_flight.items():
                 with contextlib.suppress(Exception):

@@ -1,0 +1,508 @@
+"""Strategy processes: forked from the clean worker, confined by the kernel, one per strategy.
+
+The worker (`_worker`) is a clean template: a fresh interpreter with a scrubbed environment
+that has imported numpy, pandas, TA-Lib and the engine. To compute a strategy's positions it
+forks a child, and the child, before it runs a line of strategy code:
+
+- points stdin/stdout/stderr at ``/dev/null`` (nothing it prints reaches a terminal) and
+  closes every other descriptor but its two pipes;
+- moves into a private temporary folder (removed when the child is done);
+- calls `_confine.apply`: rlimits, ``no_new_privs``, the privilege drop when root, Landlock
+  (read-only file system except that folder) and seccomp (no exec, no new processes, no
+  sockets, no signals or tracing of other processes).
+
+A child serves one strategy only — one code hash and data source (`_Key`) — and is replaced
+when the next task brings other code, so nothing one strategy rebinds (``indicators.sma``, a
+pandas option) can reach another's results. Variants of one strategy share its child.
+
+The child gets the job pickled (the worker is trusted) and answers with bytes only: a length,
+a small JSON header and the raw float64 positions. The worker never unpickles anything the
+child sends, validates the positions itself, and runs the engine on its own bars: the prices
+that are measured are never in a process that ran strategy code.
+
+Where the kernel cannot confine (`_confine.availability`), library code and tasks marked
+``unconfined_ok`` still run in a separate child with rlimits; anything else is refused with
+`ConfinementError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from alphaloop.errors import AlphaloopError, clean_message
+
+__all__ = [
+    "PositionsJob",
+    "StrategyProcessError",
+    "become_host",
+    "current",
+    "is_clean_host",
+    "shutdown",
+]
+
+_HEAD = struct.Struct("!QQ")  # header length, positions length (bytes)
+_MAX_HEADER = 1 << 20
+_MAX_ERROR = 300
+_MAX_JOBS_PER_CHILD = 10_000
+
+
+class StrategyProcessError(AlphaloopError):
+    """The strategy process failed: its code raised, crashed, hit a limit or misbehaved.
+    ``failure_kind`` tells the queue whether another attempt can help."""
+
+    def __init__(self, message: str, failure_kind: str = "permanent") -> None:
+        super().__init__(message)
+        self.failure_kind = failure_kind
+
+
+@dataclass(frozen=True)
+class PositionsJob:
+    """What a strategy process computes: positions (and the look-ahead cuts) of one strategy
+    variant on one data window. Parameters are already resolved by the worker."""
+
+    source: str
+    name: str
+    params: dict[str, Any]
+    ticker: str
+    timeframe: str
+    data_path: str | None
+    start: str | None
+    end: str | None
+    lookahead: bool = False
+    unconfined_ok: bool = False
+
+
+@dataclass(frozen=True)
+class PositionsReply:
+    positions: np.ndarray
+    lookahead: list[str]
+
+
+@dataclass(frozen=True)
+class _Key:
+    code_hash: str
+    data_path: str | None
+    confined: bool
+
+
+@dataclass(eq=False)
+class _Child:
+    key: _Key
+    pid: int
+    requests: Connection
+    replies: int
+    tmp: str
+    jobs: int = 0
+    buf: bytearray = field(default_factory=bytearray)
+
+
+def clean(text: str, limit: int = _MAX_ERROR) -> str:
+    """One printable line of at most ``limit`` characters (what a hostile process sent)."""
+    return clean_message(" ".join(text.split()), limit)
+
+
+# -- the child -----------------------------------------------------------------------------
+def _reply(header: dict[str, Any], positions: np.ndarray | None = None) -> bytes:
+    head = json.dumps(header).encode()
+    body = b"" if positions is None else np.ascontiguousarray(positions, np.float64).tobytes()
+    return _HEAD.pack(len(head), len(body)) + head + body
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _compute(job: PositionsJob) -> bytes:
+    from alphaloop import data as market
+    from alphaloop.backtest.lookahead import lookahead_check
+    from alphaloop.backtest.strategy import from_source
+
+    bars = market.load(job.ticker, job.timeframe, job.data_path)
+    if job.start is not None or job.end is not None:
+        bars = market.slice_dates(bars, job.start, job.end)
+    strategy = from_source(job.source, job.name)
+    positions = strategy.positions(bars.copy(), job.params)
+    cuts: list[str] = []
+    if job.lookahead:
+        found = lookahead_check(strategy, bars.copy(), job.params, full=positions)
+        cuts = [d.isoformat() for d in found]
+    return _reply({"ok": True, "lookahead": cuts}, positions)
+
+
+def _answer(job: PositionsJob, memory_limit: int | None) -> tuple[bytes, bool]:
+    """The reply to one job and whether the child must exit after sending it."""
+    from alphaloop.execution._base import format_bytes
+
+    try:
+        return _compute(job), False
+    except MemoryError as exc:
+        limit = f"memory limit {format_bytes(memory_limit)}" if memory_limit else "memory"
+        detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
+        msg = f"strategy {job.name!r} exceeded the {limit} ({detail})"
+        return _reply({"ok": False, "error": msg, "kind": "limit", "exit": True}), True
+    except AlphaloopError as exc:
+        return _reply({"ok": False, "error": str(exc), "kind": "permanent"}), False
+    except Exception as exc:  # alphaloop's own code failed: another attempt may pass
+        msg = f"{type(exc).__name__}: {exc}"
+        return _reply({"ok": False, "error": msg, "kind": "transient"}), False
+    except BaseException as exc:  # SystemExit & co raised by strategy code
+        msg = f"strategy {job.name!r} raised {type(exc).__name__}: {exc}"
+        return _reply({"ok": False, "error": msg, "kind": "permanent", "exit": True}), True
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    top = max(keep) + 1
+    lo = 0
+    for fd in sorted(keep):
+        if lo < fd:  # closerange(n, n) closes everything on Linux (close_range(n, UINT_MAX))
+            os.closerange(lo, fd)
+        lo = fd + 1
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= top and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    os.closerange(top, 1 << 16)
+
+
+def _limits_only(address_space: int | None) -> None:
+    """Without kernel confinement: rlimits still apply (no core files, bounded memory)."""
+    wanted = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, 64 << 20)]
+    if address_space:
+        wanted.append((resource.RLIMIT_AS, address_space))
+    for res, value in wanted:
+        with contextlib.suppress(ValueError, OSError):
+            _soft, hard = resource.getrlimit(res)
+            v = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(res, (v, hard))
+
+
+def _child_main(
+    req_fd: int, rep_fd: int, tmp: str, key: _Key, memory_limit: int | None, parent: int
+) -> None:
+    from alphaloop.backtest import _positions
+    from alphaloop.execution._worker import die_with_parent, vm_bytes
+
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(0)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    _close_other_fds({0, 1, 2, req_fd, rep_fd})
+    for var in ("TMPDIR", "TMP", "TEMP", "HOME"):
+        os.environ[var] = tmp
+    tempfile.tempdir = tmp
+    os.chdir(tmp)
+    from alphaloop.backtest import indicators
+
+    indicators.no_disk_cache()  # the folder numba caches in is not writable from here on
+    # the memory limit is a budget on top of the address space inherited from the worker
+    address_space = vm_bytes() + memory_limit if memory_limit else None
+    problem: str | None = None
+    if key.confined:
+        from alphaloop.execution import _confine
+
+        try:
+            _confine.apply(_policy(key, tmp, address_space))
+        except Exception as exc:
+            problem = clean(f"cannot confine the strategy process: {exc}")
+    else:
+        _limits_only(address_space)
+    _positions.permit_execution()
+    requests = Connection(req_fd, writable=False)
+    while True:
+        try:
+            job = requests.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+        if problem is not None:
+            header = {"ok": False, "error": problem, "kind": "permanent", "exit": True}
+            data, fatal = _reply(header), True
+        else:
+            data, fatal = _answer(job, memory_limit)
+        try:
+            _write_all(rep_fd, data)
+        except OSError:
+            os._exit(0)
+        if fatal:
+            os._exit(0)
+
+
+def _policy(key: _Key, tmp: str, address_space: int | None) -> Any:
+    from alphaloop.execution import _confine
+
+    reads = list(_confine.default_read_paths())
+    if key.data_path:
+        reads.append(os.path.abspath(key.data_path))
+    return _confine.Policy(read_paths=tuple(reads), write_dir=tmp, memory_limit=address_space)
+
+
+# -- the worker's side ---------------------------------------------------------------------
+def _describe_death(status: int, name: str) -> StrategyProcessError:
+    from alphaloop.execution._base import describe_exit
+
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        sig = -code
+        if sig == signal.SIGKILL:
+            return StrategyProcessError(
+                f"strategy {name!r} process was killed ({describe_exit(code)})", "limit"
+            )
+        if sig == signal.SIGXCPU:
+            return StrategyProcessError(
+                f"strategy {name!r} used up its CPU time limit ({describe_exit(code)})", "limit"
+            )
+        return StrategyProcessError(
+            f"strategy {name!r} crashed its process ({describe_exit(code)})", "permanent"
+        )
+    return StrategyProcessError(
+        f"strategy {name!r} process exited unexpectedly ({describe_exit(code)})", "permanent"
+    )
+
+
+class _Host:
+    """The worker's side: one child at a time, replaced when the strategy changes."""
+
+    def __init__(
+        self,
+        idle_fd: int | None,
+        on_idle: Callable[[], bool] | None,
+        memory_limit: int | None,
+        warm_up: Callable[[], None] | None,
+    ) -> None:
+        self.idle_fd, self.on_idle = idle_fd, on_idle
+        self.memory_limit = memory_limit
+        self.child: _Child | None = None
+        self._warm_up = warm_up
+
+    # ---- children
+    def _spawn(self, key: _Key) -> _Child:
+        if self._warm_up is not None:  # once, before the first fork: children start warm
+            warm, self._warm_up = self._warm_up, None
+            warm()
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        tmp = tempfile.mkdtemp(prefix="alphaloop-strategy-")
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                os.close(req_w)
+                os.close(rep_r)
+                _child_main(req_r, rep_w, tmp, key, self.memory_limit, parent)
+            finally:
+                os._exit(70)
+        os.close(req_r)
+        os.close(rep_w)
+        os.set_blocking(rep_r, False)
+        requests = Connection(req_w, readable=False)
+        from alphaloop.execution._pipes import widen
+
+        widen(requests)
+        return _Child(key=key, pid=pid, requests=requests, replies=rep_r, tmp=tmp)
+
+    def _retire(self, child: _Child, kill: bool = False) -> int | None:
+        """End ``child`` (closing its request pipe ends it; ``kill`` at once); its status."""
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            child.requests.close()
+        status: int | None = None
+        with contextlib.suppress(ChildProcessError):
+            deadline = time.monotonic() + 5.0
+            while True:
+                pid, st = os.waitpid(child.pid, os.WNOHANG)
+                if pid:
+                    status = st
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(child.pid, signal.SIGKILL)
+                    _, status = os.waitpid(child.pid, 0)
+                    break
+                time.sleep(0.001)
+        with contextlib.suppress(OSError):
+            os.close(child.replies)
+        shutil.rmtree(child.tmp, ignore_errors=True)
+        if self.child is child:
+            self.child = None
+        return status
+
+    def close(self) -> None:
+        if self.child is not None:
+            self._retire(self.child, kill=True)
+
+    def _child_for(self, key: _Key) -> _Child:
+        c = self.child
+        if c is not None and (c.key != key or c.jobs >= _MAX_JOBS_PER_CHILD):
+            self._retire(c)
+            c = None
+        if c is None:
+            c = self.child = self._spawn(key)
+        return c
+
+    # ---- one job
+    def positions(self, job: PositionsJob, bars: int, timeout: float | None = None) -> Any:
+        """Positions of ``job`` (validated, ``bars`` of them) and its look-ahead cut dates.
+
+        Raises `StrategyProcessError` (the strategy failed, crashed, hit a limit or sent a
+        bad reply) or `ConfinementError` (the kernel cannot confine and the job may not run
+        without it)."""
+        from alphaloop.backtest._source import code_hash, library_hashes
+        from alphaloop.execution import _confine
+
+        h = code_hash(job.source)
+        confined = _confine.availability().ok
+        if not confined and not (job.unconfined_ok or h in library_hashes()):
+            raise _confine.ConfinementError(
+                f"{_confine.availability().describe()}; strategy code from outside the library "
+                "runs only under kernel confinement (pass --unconfined to run it without, "
+                "unsafe)"
+            )
+        child = self._child_for(_Key(h, job.data_path, confined))
+        child.jobs += 1
+        with contextlib.suppress(OSError, ValueError):  # if it died, the reply pipe tells how
+            child.requests.send(job)
+        head, body = self._read_reply(child, job.name, bars, timeout)
+        return self._decode(head, body, bars, job.name)
+
+    def _read_reply(
+        self, child: _Child, name: str, bars: int, timeout: float | None
+    ) -> tuple[dict[str, Any], bytes]:
+        limit = _HEAD.size + _MAX_HEADER + 8 * bars
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(child.replies, select.POLLIN)
+        if self.idle_fd is not None:
+            poller.register(self.idle_fd, select.POLLIN)
+        buf = child.buf
+        while True:
+            if len(buf) >= _HEAD.size:
+                hlen, blen = _HEAD.unpack_from(buf)
+                if hlen > _MAX_HEADER or blen > 8 * bars:
+                    self._retire(child, kill=True)
+                    raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
+                total = _HEAD.size + hlen + blen
+                if len(buf) >= total:
+                    head = bytes(buf[_HEAD.size : _HEAD.size + hlen])
+                    body = bytes(buf[_HEAD.size + hlen : total])
+                    del buf[:total]
+                    try:
+                        header = json.loads(head)
+                    except ValueError:
+                        header = None
+                    if not isinstance(header, dict):
+                        self._retire(child, kill=True)
+                        raise StrategyProcessError(
+                            f"strategy {name!r} process sent a malformed reply"
+                        )
+                    return header, body
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if wait == 0.0:
+                self._retire(child, kill=True)
+                from alphaloop.execution._base import format_seconds
+
+                raise StrategyProcessError(
+                    f"timed out after {format_seconds(timeout or 0)} s", "limit"
+                )
+            for fd, _ev in poller.poll(None if wait is None else int(wait * 1000) + 1):
+                if fd == self.idle_fd:
+                    if self.on_idle is not None and not self.on_idle():
+                        poller.unregister(fd)
+                    continue
+                try:
+                    chunk = os.read(child.replies, 1 << 20)
+                except BlockingIOError:
+                    continue
+                if not chunk:  # the child is gone
+                    status = self._retire(child)
+                    if status is None:
+                        raise StrategyProcessError(f"strategy {name!r} process vanished")
+                    raise _describe_death(status, name)
+                buf += chunk
+                if len(buf) > limit:
+                    self._retire(child, kill=True)
+                    raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
+
+    def _decode(self, head: dict[str, Any], body: bytes, bars: int, name: str) -> PositionsReply:
+        if head.get("ok") is not True:
+            kind = head.get("kind")
+            if kind not in ("permanent", "limit", "transient"):
+                kind = "permanent"
+            error = head.get("error")
+            text = clean(error if isinstance(error, str) else "strategy process failed")
+            if head.get("exit") and self.child is not None:
+                self._retire(self.child)  # it exits after this answer; reap it now
+            raise StrategyProcessError(text, kind)
+        if len(body) != 8 * bars:
+            raise StrategyProcessError(
+                f"strategy {name!r} process returned {len(body) // 8} positions for {bars} bars"
+            )
+        positions = np.frombuffer(body, dtype=np.float64).copy()
+        if bars and not (np.isfinite(positions).all() and np.abs(positions).max() <= 1.0):
+            raise StrategyProcessError(
+                f"strategy {name!r} process returned positions outside [-1, 1]"
+            )
+        cuts = head.get("lookahead", [])
+        if not isinstance(cuts, list) or not all(isinstance(c, str) for c in cuts):
+            raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
+        return PositionsReply(positions, [clean(c, 40) for c in cuts[:100]])
+
+
+_HOST: _Host | None = None
+
+
+def become_host(
+    *,
+    idle_fd: int | None = None,
+    on_idle: Callable[[], bool] | None = None,
+    memory_limit: int | None = None,
+    warm_up: Callable[[], None] | None = None,
+) -> None:
+    """Mark this process as a clean worker that forks strategy processes (called once, by
+    `_worker.main`, before any task runs). ``on_idle`` is called when ``idle_fd`` is readable
+    while a strategy process computes (the worker drains its inbox); it returns False to stop
+    watching the descriptor. ``warm_up`` runs once, before the first fork (imports and
+    compiles what every strategy process uses, so none pays for it)."""
+    global _HOST
+    _HOST = _Host(idle_fd, on_idle, memory_limit, warm_up)
+
+
+def is_clean_host() -> bool:
+    """Whether this process is a clean worker (and may fork strategy processes)."""
+    return _HOST is not None
+
+
+def current() -> _Host:
+    """This worker's strategy-process manager (`RuntimeError` in any other process)."""
+    if _HOST is None:
+        raise RuntimeError("strategy processes are forked only from a clean alphaloop worker")
+    return _HOST
+
+
+def shutdown() -> None:
+    """End the strategy process, if any (the worker is exiting)."""
+    if _HOST is not None:
+        _HOST.close()
