@@ -1,4 +1,8 @@
-"""``alphaloop backtest``: one strategy, one market, one set of parameters."""
+"""``alphaloop backtest``: one strategy, one market, one set of parameters.
+
+The strategy runs in a kernel-confined process forked from a clean worker, with a wall
+timeout and a memory limit; the engine measures its positions on prices it never held.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from alphaloop.cli import app
-from alphaloop.errors import ConfigError
+from alphaloop.cli._limits import (
+    MemoryOpt,
+    TimeoutOpt,
+    UnconfinedOpt,
+    check_confinement,
+    parse_bytes,
+    positive_seconds,
+)
+from alphaloop.errors import ConfigError, StrategyError
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -31,6 +43,15 @@ def _fmt(value: float | int | None) -> str:
     return f"{value:.4f}"
 
 
+def limit_hint(detail: str, name: str) -> str:
+    """The failure of a confined run, with the option that governs it when it hit a limit."""
+    if detail.startswith("timed out after"):
+        return f"strategy {name!r} {detail}; raise --timeout if it needs longer"
+    if "memory limit" in detail or "out of memory" in detail:
+        return f"{detail}; raise --memory if it needs more"
+    return detail
+
+
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Argument(help="Library strategy name or path to a .py file.")],
@@ -49,21 +70,48 @@ def backtest(
         str | None, typer.Option("--data", help="CSV/Parquet file or folder of them.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: TimeoutOpt = 60.0,
+    memory: MemoryOpt = "2GiB",
+    unconfined: UnconfinedOpt = False,
 ) -> None:
     """Backtest STRATEGY on TICKER and print its metrics."""
-    from alphaloop.backtest.runner import backtest as run_backtest
+    from alphaloop.backtest.engine import unit_cost
     from alphaloop.backtest.strategy import load_strategy
     from alphaloop.data import load, slice_dates
+    from alphaloop.execution import BacktestTask, TaskFailed, run_once
+    from alphaloop.execution.task_runner import run_task
 
-    strat = load_strategy(strategy)
+    positive_seconds(timeout, "--timeout")
+    memory_limit = parse_bytes(memory)
+    unit_cost(commission, slippage_bps)  # the engine's own check: one line naming the cost
+    strat = load_strategy(strategy)  # read, not run: the code runs only in the confined process
     params = strat.resolve_params(_parse_overrides(param or []))
     bars = slice_dates(load(ticker, timeframe, data), start, end)
-    result = run_backtest(
-        strat, bars, params, commission=commission, slippage_bps=slippage_bps, timeframe=timeframe
-    )
+    check_confinement(unconfined, [] if strat.is_library else [strat.name])
     first, last = bars.index[0].isoformat(), bars.index[-1].isoformat()
+    task = BacktestTask(
+        task_id="backtest",
+        experiment_id="cli",
+        variant_id="cli",
+        strategy_code=strat.source,
+        strategy_name=strat.name,
+        strategy_parameters=params,
+        ticker=ticker,
+        timeframe=timeframe,
+        data_path=data,
+        start=first,
+        end=last,
+        commission=commission,
+        slippage_bps=slippage_bps,
+        unconfined_ok=unconfined or strat.is_library,
+    )
+    try:
+        result = run_once(run_task, task, timeout=timeout, memory_limit=memory_limit)
+    except TaskFailed as exc:
+        raise StrategyError(limit_hint(exc.detail, strat.name)) from None
+    metrics = result["metrics"]
     if as_json:
-        payload = dict(result.metrics)
+        payload = dict(metrics)
         payload.update(
             strategy=strat.name,
             parameters=params,
@@ -80,7 +128,7 @@ def backtest(
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in result.metrics.items():
+    for key, value in metrics.items():
         table.add_row(key, _fmt(value))
     console = Console()
     console.print(table)

@@ -1,7 +1,8 @@
-"""``alphaloop strategies``: list the strategy library and show one strategy's code and space."""
+"""``alphaloop strategies``: list the library, show one strategy, check strategy files."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,15 @@ from rich.table import Table
 
 from alphaloop.backtest.strategy import Strategy, library_names, load_strategy
 from alphaloop.cli import app
+from alphaloop.cli._limits import (
+    MemoryOpt,
+    TimeoutOpt,
+    UnconfinedOpt,
+    check_confinement,
+    parse_bytes,
+    positive_seconds,
+)
+from alphaloop.errors import ConfigError, StrategyError, clean_message
 
 strategies_app = typer.Typer(
     name="strategies", help="Browse the strategy library.", no_args_is_help=True
@@ -67,3 +77,93 @@ def show_command(
         console.print(_space_table(strategy))
     else:
         console.print("no parameters")
+
+
+def _files(path: str) -> list[Path]:
+    p = Path(path).expanduser()
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.py") if not f.name.startswith("_"))
+        if files:
+            return files
+        raise ConfigError(f"no strategy files (*.py) in folder {str(p)!r}")
+    raise ConfigError(f"{str(p)!r} is neither a strategy file nor a folder of them")
+
+
+@strategies_app.command("check")
+def check_command(
+    path: Annotated[str, typer.Argument(help="A strategy .py file or a folder of them.")],
+    ticker: Annotated[str, typer.Option("--ticker", "-t", help="Ticker of the smoke test.")] = (
+        "GOOG"
+    ),
+    timeframe: Annotated[str, typer.Option(help="Bar size of the smoke test.")] = "1d",
+    data: Annotated[
+        str | None, typer.Option("--data", help="CSV/Parquet file or folder of them.")
+    ] = None,
+    timeout: TimeoutOpt = 60.0,
+    memory: MemoryOpt = "2GiB",
+    unconfined: UnconfinedOpt = False,
+) -> None:
+    """Check strategy files: sandbox rules, interface and PARAMETERS (read, not run), then a
+    smoke backtest with the look-ahead check in a confined process. One line per file; exit 0
+    only if every file passes, 1 otherwise."""
+    from alphaloop.cli._backtest import limit_hint
+    from alphaloop.data import load
+    from alphaloop.execution import BacktestTask, TaskFailed
+    from alphaloop.execution._host import Host
+    from alphaloop.execution.task_runner import run_task
+
+    positive_seconds(timeout, "--timeout")
+    memory_limit = parse_bytes(memory)
+    files = _files(path)
+    bars = load(ticker, timeframe, data)
+    read: dict[Path, Strategy | str] = {}
+    for f in files:
+        try:
+            read[f] = load_strategy(f)
+        except StrategyError as exc:
+            read[f] = str(exc)
+    untrusted = [s.name for s in read.values() if isinstance(s, Strategy) and not s.is_library]
+    check_confinement(unconfined, untrusted)
+    failed = 0
+    with Host(memory_limit=memory_limit) as host:
+        for f, strat in read.items():
+            name = clean_message(f.stem, 80)
+            if isinstance(strat, str):
+                failed += 1
+                typer.echo(f"FAIL {name}: {strat}")
+                continue
+            task = BacktestTask(
+                task_id=f"check-{strat.code_hash}",
+                experiment_id="check",
+                variant_id=strat.name,
+                strategy_code=strat.source,
+                strategy_name=strat.name,
+                ticker=ticker,
+                timeframe=timeframe,
+                data_path=data,
+                check_lookahead=True,
+                unconfined_ok=unconfined or strat.is_library,
+            )
+            try:
+                result = host.run(run_task, task, timeout=timeout)
+            except TaskFailed as exc:
+                failed += 1
+                typer.echo(f"FAIL {name}: {clean_message(limit_hint(exc.detail, strat.name))}")
+                continue
+            if result["lookahead"]:
+                failed += 1
+                typer.echo(
+                    f"FAIL {name}: look-ahead bias: positions change when later bars are "
+                    f"removed (first at {clean_message(result['lookahead'][0], 40)})"
+                )
+                continue
+            m = result["metrics"]
+            sharpe = m.get("sharpe_ratio")
+            shown = "n/a" if sharpe is None else f"{sharpe:.2f}"
+            typer.echo(
+                f"ok   {name}: {m.get('num_trades')} trades, Sharpe {shown} on "
+                f"{ticker.upper()} {timeframe} ({len(bars)} bars)"
+            )
+    raise typer.Exit(1 if failed else 0)

@@ -1,0 +1,81 @@
+"""Options shared by the commands that run strategy code: limits and kernel confinement."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from alphaloop.errors import ConfigError
+
+GiB = 1 << 30
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", help="Wall seconds the strategy may run before it is stopped (exit 2)."
+    ),
+]
+MemoryOpt = Annotated[
+    str,
+    typer.Option(
+        "--memory",
+        help="Memory the strategy may allocate on top of Python and its libraries, e.g. "
+        "2GiB, 512MiB (exit 2 when exceeded).",
+    ),
+]
+UnconfinedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unconfined",
+        help="Where the kernel cannot confine strategy code (not Linux, no seccomp or "
+        "Landlock), run code from outside the library anyway. Unsafe: the code can then "
+        "read your files and use the network.",
+    ),
+]
+
+
+def parse_bytes(text: str, option: str = "--memory") -> int:
+    """``"2GiB" -> 2147483648``; `ConfigError` naming ``option`` if it is not a size."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ConfigError(f"{option} {text!r} is not a size; write e.g. 2GiB, 512MiB or 3G")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 64 << 20:
+        raise ConfigError(f"{option} {text!r} is below 64 MiB; give the strategy more memory")
+    return value
+
+
+def positive_seconds(value: float, option: str) -> float:
+    """``value`` if it is a positive number of seconds, else `ConfigError` naming ``option``."""
+    if not value > 0:
+        raise ConfigError(f"{option} must be a positive number of seconds, got {value:g}")
+    return value
+
+
+def check_confinement(unconfined: bool, untrusted: list[str]) -> None:
+    """Refuse to run ``untrusted`` strategies (named) when the kernel cannot confine them,
+    unless ``--unconfined``; warn on stderr on every run with ``--unconfined``."""
+    from alphaloop.execution import confinement
+
+    status = confinement()
+    if unconfined:
+        typer.echo(
+            "warning: --unconfined: "
+            + (
+                "strategy code still runs confined (the kernel can confine it)"
+                if status.ok
+                else f"strategy code runs WITHOUT kernel confinement ({status.describe()})"
+            ),
+            err=True,
+        )
+        return
+    if not status.ok and untrusted:
+        raise ConfigError(
+            f"{status.describe()}; strategy code from outside the library "
+            f"({', '.join(untrusted[:3])}) runs only under kernel confinement: use Linux with "
+            "seccomp and Landlock, or pass --unconfined (unsafe)"
+        )
