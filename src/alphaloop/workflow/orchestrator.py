@@ -5,11 +5,19 @@ backtesting, quality gate, routing — until a strategy passes or the limits say
 algorithm of its own: the state store, task queue, executor, agents, gate criteria and tracker
 are all given to it (`Parts`), so each can be replaced or tested alone.
 
-Resuming. Every phase ends with one atomic state write naming the next phase, and every piece of
-work inside a phase is idempotent: proposals are deterministic for a seed and history, task and
-experiment ids are derived from the iteration, the queue keeps tasks across crashes and the
-tracker keeps one record per task. So a run killed anywhere and resumed gives the same result as
-an uninterrupted one.
+Resuming. Every phase ends with ONE atomic state write (`StateManager.complete_step`) that
+carries everything the phase decided: the next phase, the pending action, counter increments,
+lessons, the best strategy, holdout looks, retired strategies. Nothing else in a phase writes the
+state, so a run killed before that write replays the whole phase and one killed after it replays
+none of it. Every other write inside a phase is idempotent when replayed: proposals are
+deterministic for a seed and history, task and experiment ids are derived from the iteration,
+the queue keeps tasks and results across crashes (`enqueue_batch(exist_ok=True)`), the tracker
+keeps one record per task and one action per experiment, and the files a phase writes
+(`tools.json`, `research_<n>.json`, `<exp>_proposals.json`) are rewritten with the same content
+and written before the state names the phase that reads them (`research_<n>.json` and
+`tools.json` are regenerated from the tracker and the queue if missing). So a run killed
+anywhere and resumed gives the same result as an uninterrupted one
+(`tests/test_crash_resume.py` kills a run after every commit to prove it).
 
 Honesty. The bars are split once into an in-sample window and a holdout. Agents, routing and
 tuning see in-sample results only. A variant that passes in-sample (and the look-ahead check)
@@ -22,8 +30,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,9 +54,9 @@ from alphaloop.workflow._dsr import deflated_sharpe_from_moments
 from alphaloop.workflow.gate import GateResult, QualityCriteria, evaluate, holdout_start
 from alphaloop.workflow.routing import RoutingDecision, RoutingEngine
 from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
-from alphaloop.workflow.tracker import ExperimentRecord, ExperimentTracker
+from alphaloop.workflow.tracker import ExperimentRecord, ExperimentTracker, code_hash
 
-__all__ = ["Orchestrator", "Parts", "WorkflowResult", "split_bars"]
+__all__ = ["RETIRE_AFTER", "Orchestrator", "Parts", "WorkflowResult", "limit_failure", "split_bars"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,32 @@ Event = Callable[[str, dict[str, Any]], None]
 
 PROGRESS_SECONDS = 0.1
 """Least time between two ``"result"`` progress events while a batch runs."""
+
+RETIRE_AFTER = 2
+"""Failed attempts at the time or memory limit after which a strategy family is retired."""
+
+_LIMITS = (
+    (re.compile(r"timed out after (?P<limit>[^(]+?)\s*(?:\(|$)"), "timed out"),
+    (
+        re.compile(r"exceeded memory limit (?P<limit>[^(]+?)\s*(?:\(|$)"),
+        "exceeded the memory limit",
+    ),
+    (re.compile(r"ran out of memory\b"), "ran out of memory"),
+)
+
+
+def limit_failure(error: str | None) -> tuple[str, str | None] | None:
+    """``(what, limit)`` if ``error`` is an executor's report of a task that hit the wall-time
+    or memory limit (``"timed out after 3 s"`` -> ``("timed out", "3 s")``), else None.
+
+    Only the executors' own messages count (they start the error); an exception raised by
+    strategy code is reported as ``"<Type>: <message>"`` and never matches, whatever it says.
+    """
+    for pattern, what in _LIMITS:
+        m = pattern.match(error or "")
+        if m:
+            return what, m.groupdict().get("limit")
+    return None
 
 
 @dataclass
@@ -145,36 +180,83 @@ class Orchestrator:
         tasks = [self._task("tools", n, props[n]) for n in names]
         self.p.queue.enqueue_batch(tasks, exist_ok=True)
         self._drain()
+        tools = self._tools_outcome(names)
+        self._write_json("tools.json", tools)
+        retired, lessons = self._retire(
+            (
+                (n, props[n].strategy_code, t.task_id)
+                for n, t in zip(names, tasks, strict=True)
+                if not tools[n]["ok"]
+            ),
+            self.p.state.state.retired_strategies,
+        )
+        bad = sorted(n for n, v in tools.items() if not v["ok"] and n not in retired)
+        if bad:
+            lessons.insert(
+                0,
+                "tool development: excluded "
+                + ", ".join(f"{n} ({tools[n]['problem']})" for n in bad),
+            )
+        self.p.state.complete_step(
+            current_phase="RESEARCH_SWARM",
+            pending_action="INITIAL",
+            retired_strategies=retired,
+            lessons=lessons,
+        )
+
+    def _tools_outcome(self, names: Sequence[str]) -> dict[str, Any]:
+        """``{name: {"ok", "problem"}}`` from the tool-development tasks' results."""
         tools: dict[str, Any] = {}
-        for n, t in zip(names, tasks, strict=True):
-            result = self.p.queue.get_result(t.task_id)
+        for n in names:
+            task_id = f"tools_{n}"
+            result = self.p.queue.get_result(task_id)
             problem = (
-                (self.p.queue.get_error(t.task_id) or "failed")
+                (self.p.queue.get_error(task_id) or "failed")
                 if result is None
                 else ("look-ahead bias" if result.get("lookahead") else None)
             )
             tools[n] = {"ok": problem is None, "problem": problem}
-        self._write_json("tools.json", tools)
-        bad = sorted(n for n, v in tools.items() if not v["ok"])
-        if bad:
-            self.p.state.add_lesson_learned(
-                "tool development: excluded "
-                + ", ".join(f"{n} ({tools[n]['problem']})" for n in bad)
-            )
-        self.p.state.complete_step(current_phase="RESEARCH_SWARM", pending_action="INITIAL")
+        return tools
 
     def _usable(self) -> list[str]:
-        tools = self._read_json("tools.json")
+        try:
+            tools = self._read_json("tools.json")
+        except FileNotFoundError:  # only if removed by hand: the queue still has the outcome
+            log.warning("%s missing; rebuilding it from the queue", self.dir / "tools.json")
+            tools = self._tools_outcome(sorted(self.p.developer.available()))
+            self._write_json("tools.json", tools)
         return [n for n, v in tools.items() if v["ok"]]
 
     def _research(self) -> None:
+        n = self.p.state.state.research_iteration
+        self._write_json(f"research_{n}.json", self._make_research(n))
+        self.p.state.complete_step(current_phase="STRATEGY_DEVELOPMENT")
+
+    def _research_of(self, n: int) -> dict[str, Any]:
+        """``research_<n>.json``; regenerated (same content) if it is missing."""
+        try:
+            research: dict[str, Any] = self._read_json(f"research_{n}.json")
+        except FileNotFoundError:
+            log.warning("%s missing; regenerating it", self.dir / f"research_{n}.json")
+            research = self._make_research(n)
+            self._write_json(f"research_{n}.json", research)
+        return research
+
+    def _make_research(self, n: int) -> dict[str, Any]:
+        """Research round ``n``: a function of the in-sample bars, the directive, the usable
+        tools and the records of earlier rounds only, so it can be made again at any time."""
         s = self.p.state.state
         swarm = self.p.swarm.run(self.in_sample, s.research_directive, self.bars_per_year)
-        tried = {r.strategy_name.split("+")[0] for r in self._history()}
+        earlier = {
+            e.experiment_id for e in self.p.tracker.experiments() if e.research_iteration < n
+        }
+        tried = {
+            r.strategy_name.split("+")[0] for r in self._history() if r.experiment_id in earlier
+        }
         usable = self._usable()
         # The first round follows the evidence (positive weights only); a new round, sent back
         # because that evidence did not pay, also considers the families it ranked lower.
-        positive = s.research_iteration == 0
+        positive = n == 0
         ranked = [
             r.family
             for r in swarm.ranked
@@ -187,20 +269,25 @@ class Orchestrator:
         ranked = ranked or usable[:1]
         # A new research round puts families already explored behind fresh ones.
         ranked = [f for f in ranked if f not in tried] + [f for f in ranked if f in tried]
-        research = {
+        return {
             "families": ranked,
             "directive": swarm.directive.model_dump(),
             "findings": [f.model_dump() for f in swarm.findings],
             "reports": [r.model_dump(mode="json") for r in swarm.reports],
         }
-        self._write_json(f"research_{s.research_iteration}.json", research)
-        self.p.state.complete_step(current_phase="STRATEGY_DEVELOPMENT")
 
     def _develop(self) -> None:
         s = self.p.state.state
-        research = self._read_json(f"research_{s.research_iteration}.json")
+        research = self._research_of(s.research_iteration)
         action = s.pending_action or "INITIAL"
-        history = self._history()
+        retired = s.retired_strategies
+        # a retired strategy is out of the developer's sight: not favoured, not in the history
+        # it tunes or refines from, not among the variants to fix
+        history = [
+            r
+            for r in self._history()
+            if not self._is_retired(r.strategy_name, r.strategy_code, retired)
+        ]
         past = [self._past(r) for r in history]
         last = f"{s.current_experiment_id}/"
         failing = [
@@ -210,7 +297,7 @@ class Orchestrator:
         ]
         directive = research["directive"]
         inp = dict(
-            families=research["families"],
+            families=[f for f in research["families"] if f not in retired],
             history=past,
             n_variants=self.p.n_variants,
             long_only=directive.get("long_only", False),
@@ -226,6 +313,9 @@ class Orchestrator:
             fill = "TUNE_PARAMETERS" if action == "FIX_BUG" else action
             inp["n_variants"] = self.p.n_variants - len(proposals)
             proposals += self.p.developer.propose(DevelopmentInput(action=fill, **inp))
+        proposals = [
+            p for p in proposals if not self._is_retired(p.strategy_name, p.strategy_code, retired)
+        ]
         exp_id = self.p.tracker.start_experiment(
             research_iteration=s.research_iteration,
             strategy_iteration=s.strategy_iteration,
@@ -283,7 +373,9 @@ class Orchestrator:
         assert exp_id is not None
         self._drain()
         proposals = [VariantProposal(**d) for d in self._read_json(f"{exp_id}_proposals.json")]
-        tried = self._trials() + [
+        # earlier experiments' records plus this batch's results: the same list whether or not
+        # some of this batch's records were logged before a crash
+        tried = self._trials(exclude=exp_id) + [
             float(m["sharpe_ratio"])
             for i in range(len(proposals))
             if (res := self.p.queue.get_result(f"{exp_id}_v{i:02d}")) is not None
@@ -317,45 +409,123 @@ class Orchestrator:
             score=latest.gate_score if latest else None,
             failed_criteria=latest.failed_criteria if latest else [],
         )
-        research = self._read_json(f"research_{s.research_iteration}.json")
+        research = self._research_of(s.research_iteration)
         decision = self.p.router.determine_next_action(
             views,
             gate,
             history=history,
             favoured_families=research["families"],
             strategy_code=ordered[-1].strategy_code if ordered else "",
+            record_lesson=False,  # written below, in the same write as the transition
         )
+        # idempotent: one action per experiment, and a replay decides the same one
         self.p.tracker.set_action(
             exp_id, decision.action, {"reason": decision.reason, **decision.details}
         )
         self.on_event("decision", {"action": decision.action, "reason": decision.reason})
-        self._update_best(records, holdout)
-        self._apply(decision, ordered)
+        retired, retire_lessons = self._retire(
+            (
+                (r.strategy_name, r.strategy_code, r.task_id)
+                for r in self.p.tracker.records(exp_id, sample=None)
+                if r.error
+            ),
+            s.retired_strategies,
+        )
+        changes: dict[str, Any] = {
+            # counted from the records, in the routing write: a replay cannot lose or add a look
+            "holdout_looks": len(holdout),
+            "retired_strategies": retired,
+            **self._best_changes(records),
+        }
+        lessons = [decision.lesson] if decision.lesson else []
+        self._apply(decision, ordered, changes, lessons + retire_lessons)
 
-    def _apply(self, decision: RoutingDecision, ordered: Sequence[ExperimentRecord]) -> None:
+    def _apply(
+        self,
+        decision: RoutingDecision,
+        ordered: Sequence[ExperimentRecord],
+        changes: dict[str, Any],
+        lessons: list[str],
+    ) -> None:
+        """Carry out a routing decision: ONE atomic state write with the next phase, the
+        pending action, the counter increment, the lessons and ``changes`` (best strategy,
+        holdout looks, retired strategies)."""
         st = self.p.state
         action = decision.action
         if action == "SUCCESS":
             assert decision.best_index is not None
             best = ordered[decision.best_index]
-            st.update_best_strategy(
-                {**self._strategy_dict(best), "gate_score": best.gate_score}, dict(best.metrics)
+            changes["best_strategy"] = {**self._strategy_dict(best), "gate_score": best.gate_score}
+            changes["best_metrics"] = dict(best.metrics)
+            st.complete_step(
+                current_phase="COMPLETED", status="COMPLETED", lessons=lessons, **changes
             )
-            st.complete_step(current_phase="COMPLETED", status="COMPLETED")
         elif action == "ABANDON":
             st.complete_step(
-                current_phase="FAILED", status="FAILED", failure_reason=decision.reason
+                current_phase="FAILED",
+                status="FAILED",
+                failure_reason=decision.reason,
+                lessons=lessons,
+                **changes,
             )
         elif action == "REFINE_RESEARCH":
-            st.increment_research_iteration()
-            st.complete_step(current_phase="RESEARCH_SWARM", pending_action=action)
+            st.complete_step(
+                advance="research",
+                current_phase="RESEARCH_SWARM",
+                pending_action=action,
+                lessons=lessons,
+                **changes,
+            )
         else:
-            st.increment_strategy_iteration()
-            st.complete_step(current_phase="STRATEGY_DEVELOPMENT", pending_action=action)
+            st.complete_step(
+                advance="strategy",
+                current_phase="STRATEGY_DEVELOPMENT",
+                pending_action=action,
+                lessons=lessons,
+                **changes,
+            )
+
+    # -- retiring strategies that hit a resource limit --------------------------------------
+    def _retire(
+        self, failed: Iterable[tuple[str, str, str]], retired: dict[str, str]
+    ) -> tuple[dict[str, str], list[str]]:
+        """``retired`` plus every family among ``failed`` (``(strategy name, code, task id)``
+        of failed tasks) whose task failed ``RETIRE_AFTER`` times at the time or memory limit,
+        and one lesson per newly retired family."""
+        out = dict(retired)
+        lessons: list[str] = []
+        for name, code, task_id in failed:
+            family = name.split("+")[0]
+            if family in out:
+                continue
+            hits = [
+                hit
+                for a in self.p.queue.attempts(task_id)
+                if a.outcome == "failed" and (hit := limit_failure(a.error)) is not None
+            ]
+            if len(hits) < RETIRE_AFTER:
+                continue
+            what, limit = hits[-1]
+            out[family] = code_hash(code)
+            where = "" if name == family else f" ({name})"
+            bound = f" (limit {limit})" if limit else ""
+            lessons.append(
+                f"retired {family}{where}: {what} twice{bound}; no more variants of it are "
+                "proposed in this workflow"
+            )
+        return out, lessons
+
+    @staticmethod
+    def _is_retired(name: str, code: str, retired: dict[str, str]) -> bool:
+        return name.split("+")[0] in retired or (
+            bool(retired) and code_hash(code) in retired.values()
+        )
 
     # -- holdout ----------------------------------------------------------------------------
     def _holdout(self, exp_id: str, candidates: list[ExperimentRecord]) -> dict[str, bool]:
-        """Run each in-sample candidate once on the holdout; {variant key: passed}."""
+        """Run each in-sample candidate once on the holdout; {variant key: passed} for every
+        holdout look of the workflow. Writes no state: the looks are counted from the records
+        in the routing write."""
         done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
         todo = [c for c in candidates if self._key(c) not in done]
         if todo:
@@ -367,8 +537,6 @@ class Orchestrator:
                 rec = self._record(exp_id, c.variant_id, t.task_id, props[c.task_id], "holdout", [])
                 self.p.tracker.log_record(rec)
             done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
-            # counted from the records, so a crash between the two writes cannot lose a look
-            self.p.state.update(holdout_looks=len(done))
         return {k: r.gate_passed for k, r in done.items()}
 
     @staticmethod
@@ -448,10 +616,13 @@ class Orchestrator:
     def _history(self) -> list[ExperimentRecord]:
         return self.p.tracker.records(sample="in_sample")
 
-    def _trials(self) -> list[float]:
-        """Annualised in-sample Sharpe of every variant backtested so far (for the DSR)."""
+    def _trials(self, exclude: str | None = None) -> list[float]:
+        """Annualised in-sample Sharpe of every variant backtested so far (for the DSR), but
+        those of experiment ``exclude``."""
         out = []
         for r in self._history():
+            if r.experiment_id == exclude:
+                continue
             v = r.metrics.get("sharpe_ratio")
             if v is not None and math.isfinite(v):
                 out.append(float(v))
@@ -529,19 +700,21 @@ class Orchestrator:
             "variant_id": r.variant_id,
         }
 
-    def _update_best(self, records: list[ExperimentRecord], holdout: dict[str, bool]) -> None:
-        """Keep the best in-sample variant so far in the state (the result's fallback)."""
+    def _best_changes(self, records: list[ExperimentRecord]) -> dict[str, Any]:
+        """``best_strategy``/``best_metrics`` if this experiment beat the best in-sample variant
+        so far (the result's fallback), else nothing; written with the routing decision."""
         s = self.p.state.state
         scored = [r for r in records if r.gate_score is not None and not self._peeks(r)]
         if not scored:
-            return
+            return {}
         best = max(scored, key=lambda r: r.gate_score or 0.0)
         old = (s.best_strategy or {}).get("gate_score")
         if old is None or (best.gate_score or 0.0) > float(old):  # type: ignore[arg-type]
-            self.p.state.update_best_strategy(
-                {**self._strategy_dict(best), "gate_score": best.gate_score},
-                dict(best.metrics),
-            )
+            return {
+                "best_strategy": {**self._strategy_dict(best), "gate_score": best.gate_score},
+                "best_metrics": dict(best.metrics),
+            }
+        return {}
 
     # -- result -----------------------------------------------------------------------------
     def result(self) -> WorkflowResult:

@@ -15,7 +15,10 @@ Engine") step by step:
 
 One deviation, so the design's limits always hold: a trajectory PIVOT is subject to the limits of
 step 4 (the design checks them only after the override, which would let repeated pivots run past
-``max_research_iterations``). Every decision appends a lesson with its reason to the state.
+``max_research_iterations``). Every decision carries a lesson with its reason
+(``RoutingDecision.lesson``) and, by default, appends it to the state. The orchestrator passes
+``record_lesson=False`` and writes the lesson in the same atomic state write as the counters and
+the next phase, so a crash can never leave the lesson without the transition or repeat it.
 
 Inputs are in-sample only: the records carry in-sample metrics, and of a holdout nothing but the
 boolean ``holdout_failed``.
@@ -64,6 +67,10 @@ class RoutingDecision(BaseModel):
     reason: str
     details: dict[str, Any] = Field(default_factory=dict)
     best_index: int | None = None
+    lesson: str = Field(
+        default="",
+        description="The lesson this decision teaches: iteration, action, tier and reason",
+    )
 
 
 class RoutingEngine:
@@ -88,8 +95,12 @@ class RoutingEngine:
         research_findings: Sequence[Finding] = (),
         favoured_families: Sequence[str] = (),
         strategy_code: str = "",
+        record_lesson: bool = True,
     ) -> RoutingDecision:
-        """Route one iteration. `history` is every earlier record of the workflow (in-sample)."""
+        """Route one iteration. `history` is every earlier record of the workflow (in-sample).
+
+        The decision's ``lesson`` is appended to the state when ``record_lesson`` (the
+        design's behaviour); with False nothing is written and the caller persists it."""
         decision = self._decide(
             list(experiment_records),
             quality_gate_results,
@@ -99,10 +110,13 @@ class RoutingEngine:
             strategy_code,
         )
         s = self.state.state
-        self.state.add_lesson_learned(
+        lesson = (
             f"[research {s.research_iteration}, strategy {s.strategy_iteration}] "
             f"{decision.action} ({TIER[decision.action]}): {decision.reason}"
         )
+        decision = decision.model_copy(update={"lesson": lesson})
+        if record_lesson:
+            self.state.add_lesson_learned(lesson)
         return decision
 
     def _decide(

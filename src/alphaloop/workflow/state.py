@@ -7,6 +7,7 @@ Contract
   resources, status) plus what a killed run needs to resume: ``seed``, ``in_sample_fraction``,
   the data spec (``data_path``, ``start``, ``end``), ``holdout_looks``, ``variants_tried``, the
   routing decision waiting to be carried out (``pending_action`` + ``pending_action_details``),
+  the strategies retired for hitting a resource limit twice (``retired_strategies``),
   ``step`` (orchestrator steps completed) and ``revision`` (bumped on every write).
 - ``StateManager`` owns one workflow's state file, ``<home>/workflows/<workflow_id>/state.json``.
   Every change is validated, then written atomically (temporary file in the same directory,
@@ -18,6 +19,13 @@ Contract
   ``strategy_iteration`` and ``total_iterations``; ``increment_research_iteration`` adds one to
   ``research_iteration`` and ``total_iterations`` and resets ``strategy_iteration`` to 0;
   ``check_iteration_limits`` tests total, then strategy, then research, each with ``>=``.
+- Steps are crash-safe transitions: ``complete_step`` writes ``step += 1``, the step's field
+  changes, its lessons (``lessons=``) and one counter increment (``advance="strategy"`` or
+  ``"research"``, the same rules as the two mutators above) in ONE atomic write. A run killed
+  before that write replays the whole step; one killed after it never replays any of it, so a
+  counter is never incremented twice and a lesson never appended twice. The orchestrator uses
+  only ``complete_step`` to leave a phase; the single-purpose mutators stay for the design's
+  API and for tests.
 - Concurrency: exactly one orchestrator process drives a workflow. The manager is not a lock;
   it only detects a second writer (the revision on disk moved under it) and refuses to
   overwrite, raising ``ConfigError``. Readers (``load``, ``list_workflows``) may run any time:
@@ -36,6 +44,7 @@ import os
 import secrets
 import tempfile
 import threading
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -56,6 +65,7 @@ from alphaloop.errors import ConfigError
 __all__ = [
     "PHASES",
     "STATUSES",
+    "Advance",
     "Phase",
     "StateManager",
     "Status",
@@ -83,6 +93,7 @@ Phase = Literal[
     "FAILED",
 ]
 Status = Literal["RUNNING", "PAUSED", "COMPLETED", "FAILED"]
+Advance = Literal["strategy", "research"]
 PHASES: tuple[str, ...] = get_args(Phase)
 STATUSES: tuple[str, ...] = get_args(Status)
 
@@ -235,6 +246,10 @@ class WorkflowState(BaseModel):
     pending_action: str | None = Field(
         default=None, description="Routing decision taken but not yet carried out")
     pending_action_details: JsonObject = Field(default_factory=dict)
+    retired_strategies: dict[str, str] = Field(
+        default_factory=dict,
+        description="Strategy family -> sha256 of the code that hit the time or memory limit "
+        "on two attempts; a retired family (or code) is never proposed again in the workflow")
     step: int = Field(default=0, ge=0, description="Orchestrator steps completed")
     revision: int = Field(default=0, ge=0, description="Bumped on every persisted write")
 
@@ -431,16 +446,11 @@ class StateManager:
 
     def increment_strategy_iteration(self) -> bool:
         """``strategy_iteration += 1`` and ``total_iterations += 1``."""
-        s = self._state
-        return self._commit({"strategy_iteration": s.strategy_iteration + 1,
-                             "total_iterations": s.total_iterations + 1})
+        return self._commit(_advance(self._state, "strategy"))
 
     def increment_research_iteration(self) -> bool:
         """``research_iteration += 1``, ``total_iterations += 1``, ``strategy_iteration = 0``."""
-        s = self._state
-        return self._commit({"research_iteration": s.research_iteration + 1,
-                             "total_iterations": s.total_iterations + 1,
-                             "strategy_iteration": 0})
+        return self._commit(_advance(self._state, "research"))
 
     def add_lesson_learned(self, lesson: str) -> bool:
         """Append ``lesson`` to ``lessons_learned`` (duplicates are kept, as in the design)."""
@@ -469,13 +479,34 @@ class StateManager:
         """Forget the pending action once its effects are persisted."""
         return self._commit({"pending_action": None, "pending_action_details": {}})
 
-    def complete_step(self, **changes: Any) -> bool:
-        """``step += 1`` together with ``changes`` in one atomic write: the step's results and
-        the fact that it finished become durable at the same instant."""
-        if "step" in changes:
-            raise ConfigError("complete_step advances 'step' itself; do not pass it")
+    def complete_step(self, *, lessons: Sequence[str] = (), advance: Advance | None = None,
+                      **changes: Any) -> bool:
+        """``step += 1`` together with everything the step decided, in ONE atomic write.
+
+        ``changes`` are field values (next phase, pending action, best strategy, ...);
+        ``lessons`` are appended to ``lessons_learned``; ``advance`` applies one counter
+        increment by the design's rules (``"strategy"``: as ``increment_strategy_iteration``,
+        ``"research"``: as ``increment_research_iteration``). The step's results and the fact
+        that it finished become durable at the same instant, so a step replayed after a crash
+        (the write never happened) cannot repeat an increment or a lesson.
+        """
+        for name in ("step", "lessons_learned"):
+            if name in changes:
+                raise ConfigError(f"complete_step sets {name!r} itself; do not pass it "
+                                  "(use lessons=[...] to add lessons)")
         _check_names(changes)
-        return self._commit({**changes, "step": self._state.step + 1})
+        if isinstance(lessons, str):
+            raise ConfigError("complete_step lessons must be a list of strings, not a string")
+        s = self._state
+        counters: dict[str, Any] = {}
+        if advance is not None:
+            counters = _advance(s, advance)
+            clash = sorted(set(counters) & set(changes))
+            if clash:
+                raise ConfigError(f"complete_step with advance={advance!r} sets {clash[0]!r} "
+                                  "itself; do not pass it")
+        extra = {"lessons_learned": [*s.lessons_learned, *lessons]} if lessons else {}
+        return self._commit({**changes, **counters, **extra, "step": s.step + 1})
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -531,6 +562,18 @@ def _check_names(changes: dict[str, Any]) -> None:
             close = difflib.get_close_matches(name, list(WorkflowState.model_fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown workflow field {name!r}{hint}")
+
+
+def _advance(s: WorkflowState, kind: Advance) -> dict[str, int]:
+    """The counter changes of one iteration of ``kind`` (the design's rules)."""
+    if kind == "strategy":
+        return {"strategy_iteration": s.strategy_iteration + 1,
+                "total_iterations": s.total_iterations + 1}
+    if kind == "research":
+        return {"research_iteration": s.research_iteration + 1,
+                "total_iterations": s.total_iterations + 1,
+                "strategy_iteration": 0}
+    raise ConfigError(f"unknown iteration kind {kind!r}; use 'strategy' or 'research'")
 
 
 def _plain(value: Any) -> Any:
