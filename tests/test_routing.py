@@ -119,3 +119,14 @@ def test_analyst_sees_latest_record_and_history(state: StateManager) -> None:
 
 def test_no_records_abandons(state: StateManager) -> None:
     assert route(state, []).action == "ABANDON"
+
+
+def test_the_lesson_travels_with_the_decision_and_is_written_only_when_asked(
+        state: StateManager) -> None:
+    engine = RoutingEngine(state, Analyst("TUNE_PARAMETERS"), Advisor())
+    quiet = engine.determine_next_action([rec(-0.5)], GATE, record_lesson=False)
+    assert quiet.lesson == "[research 0, strategy 0] TUNE_PARAMETERS (tier 1): because"
+    assert state.state.lessons_learned == [] and state.state.revision == 0  # nothing written
+    loud = engine.determine_next_action([rec(-0.5)], GATE)
+    assert loud.lesson == quiet.lesson
+    assert state.state.lessons_learned == [loud.lesson]

@@ -397,6 +397,66 @@ def test_complete_step_is_one_write(tmp_path: Path) -> None:
         sm.complete_step(phase="X")
 
 
+def test_complete_step_carries_counters_and_lessons_in_the_same_write(tmp_path: Path) -> None:
+    sm = make(tmp_path)
+    sm.increment_strategy_iteration()
+    rev = sm.state.revision
+    sm.complete_step(advance="strategy", current_phase="STRATEGY_DEVELOPMENT",
+                     pending_action="TUNE_PARAMETERS", lessons=["tuned", "again"])
+    s = StateManager.load(sm.workflow_id, tmp_path).state
+    assert (s.strategy_iteration, s.research_iteration, s.total_iterations) == (2, 0, 2)
+    assert (s.current_phase, s.pending_action, s.lessons_learned) == (
+        "STRATEGY_DEVELOPMENT", "TUNE_PARAMETERS", ["tuned", "again"])
+    assert (s.step, s.revision) == (1, rev + 1)  # one write
+    sm.complete_step(advance="research", current_phase="RESEARCH_SWARM", lessons=["pivot"])
+    s = StateManager.load(sm.workflow_id, tmp_path).state
+    # the design's rule: research + 1, total + 1, strategy back to 0
+    assert (s.strategy_iteration, s.research_iteration, s.total_iterations) == (0, 1, 3)
+    assert s.lessons_learned == ["tuned", "again", "pivot"] and s.revision == rev + 2
+
+
+def test_complete_step_refuses_what_it_sets_itself(tmp_path: Path) -> None:
+    sm = make(tmp_path)
+    with pytest.raises(ConfigError, match="lessons="):
+        sm.complete_step(lessons_learned=["x"])
+    with pytest.raises(ConfigError, match="'total_iterations' itself"):
+        sm.complete_step(advance="strategy", total_iterations=9)
+    with pytest.raises(ConfigError, match="list of strings"):
+        sm.complete_step(lessons="one lesson")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown iteration kind"):
+        sm.complete_step(advance="tools")  # type: ignore[arg-type]
+    assert sm.state.revision == 0 and StateManager.load(sm.workflow_id, tmp_path).state.step == 0
+
+
+def test_a_step_killed_before_its_write_is_replayed_whole(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write of a step is all or nothing: a crash inside it leaves the old state, and
+    replaying the step then adds its counter and lessons exactly once."""
+    sm = make(tmp_path)
+
+    def crash(path: Path, text: str) -> bool:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(state_mod, "atomic_write_text", crash)
+    with pytest.raises(OSError):
+        sm.complete_step(advance="strategy", lessons=["L"], current_phase="STRATEGY_DEVELOPMENT")
+    monkeypatch.undo()
+    again = StateManager.load(sm.workflow_id, tmp_path)
+    assert (again.state.total_iterations, again.state.lessons_learned) == (0, [])
+    again.complete_step(advance="strategy", lessons=["L"], current_phase="STRATEGY_DEVELOPMENT")
+    s = StateManager.load(sm.workflow_id, tmp_path).state
+    assert (s.strategy_iteration, s.total_iterations, s.lessons_learned, s.step) == (1, 1, ["L"], 1)
+
+
+def test_retired_strategies_persist(tmp_path: Path) -> None:
+    sm = make(tmp_path)
+    assert sm.state.retired_strategies == {}
+    sm.complete_step(retired_strategies={"spinner": "ab" * 32}, lessons=["retired spinner"])
+    s = StateManager.load(sm.workflow_id, tmp_path).state
+    assert s.retired_strategies == {"spinner": "ab" * 32}
+    assert s.lessons_learned == ["retired spinner"]
+
+
 def test_create_with_bad_settings_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="invalid workflow settings"):
         make(tmp_path, max_total_iterations=0)
