@@ -54,12 +54,13 @@ def test_unreadable_workflow_files_get_one_line_errors(tmp_path: Path) -> None:
     with sqlite3.connect(folder / "queue.db") as conn:  # written by a future alphaloop
         conn.execute("PRAGMA user_version = 99")
     refused("resume", "newer than this alphaloop")
-    for name in ("queue.db", "tracker.db"):
-        for leftover in folder.glob(name + "-*"):
-            leftover.unlink()
-        (folder / name).write_bytes(b"not a database at all")
-        refused("resume", f"{name} cannot be opened")
-    refused("show", "tracker.db cannot be opened")
+    # a queue that is not a database is rebuilt by resume (tests/test_damaged_home.py); the
+    # experiment records cannot be
+    for leftover in folder.glob("tracker.db-*"):
+        leftover.unlink()
+    (folder / "tracker.db").write_bytes(b"not a database at all")
+    refused("resume", "tracker.db are damaged (file is not a database); resume cannot rebuild")
+    refused("show", "tracker.db are damaged (file is not a database); resume cannot rebuild")
 
 
 def test_run_without_a_passing_strategy_exits_1_with_a_summary(tmp_path: Path) -> None:
@@ -128,7 +129,48 @@ def test_ctrl_c_exits_130_and_resume_finishes(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
-    assert "resume" in err and "Traceback" not in err
+    assert "interrupted by SIGINT" in err and "resume" in err and "Traceback" not in err
     wid = next(home.glob("workflows/*")).name
     status = alphaloop("status", wid, home=home)
     assert "RUNNING" in status.stdout
+
+
+def _task_state(db: Path, task_id: str) -> str | None:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute("SELECT state FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    except sqlite3.Error:  # not created yet
+        return None
+    return row[0] if row else None
+
+
+def test_sigterm_exits_143_and_resume_finishes(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "slow.py").write_text(SLOW)
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alphaloop.cli", "run", "--ticker", "GOOG", "--variants", "2",
+         "--strategies", str(mine), "--gate", "num_trades>=1", "--home", str(home), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # wait until a worker is running the slow strategy's check, then terminate the run
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        queues = list(home.glob("workflows/*/queue.db"))
+        if queues and _task_state(queues[0], "tools_slow") == "in_progress":
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be terminated"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, (out, err)
+    assert "Traceback" not in err
+    (wid,) = [p.name for p in home.glob("workflows/*")]
+    assert f"interrupted by SIGTERM: state saved; `alphaloop resume {wid}` carries on" in err
+    assert _task_state(home / "workflows" / wid / "queue.db", "tools_slow") != "in_progress"
+    status = alphaloop("status", wid, home=home)
+    assert "RUNNING" in status.stdout
+    resumed = alphaloop("resume", wid, "--json", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "SUCCESS"

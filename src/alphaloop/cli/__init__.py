@@ -33,13 +33,27 @@ err_console = Console(stderr=True)
 """Standard error: errors, the live display and log lines share it so they do not collide."""
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines with terminal control characters escaped (they may quote a file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return clean_message(super().format(record), limit=None)
+
+
 def _configure_logging() -> None:
     """Warnings (a task that gave up, a queue without WAL) by default; more with
-    ``ALPHALOOP_LOG_LEVEL=INFO`` (e.g. when the pool holds back for CPU or memory)."""
+    ``ALPHALOOP_LOG_LEVEL=INFO`` (e.g. when the pool holds back for CPU or memory). On a
+    terminal they are rendered by rich; in a pipe or a file each is one plain line
+    (``WARNING <message>``), never wrapped."""
     level = os.environ.get("ALPHALOOP_LOG_LEVEL", "WARNING").upper()
-    handler = RichHandler(console=err_console, show_time=False, show_path=False)
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(message)s",
-                        handlers=[handler])
+    handler: logging.Handler
+    if err_console.is_terminal:
+        handler = RichHandler(console=err_console, show_time=False, show_path=False)
+        handler.setFormatter(_SafeFormatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_SafeFormatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), handlers=[handler])
 
 
 def _register() -> None:

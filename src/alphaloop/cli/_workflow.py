@@ -1,14 +1,19 @@
 """``alphaloop run``, ``resume``, ``status`` and ``show``: the research loop from the terminal.
 
-Exit codes: 0 a strategy passed, 1 the workflow ended without one, 2 bad input, 130 interrupted
-(state saved; ``alphaloop resume WORKFLOW_ID`` carries on).
+Exit codes: 0 a strategy passed, 1 the workflow ended without one, 2 bad input or a home folder
+that cannot be used (read-only, full, a damaged file: the one-line message says what to do),
+130 interrupted by Ctrl-C (SIGINT) and 143 by SIGTERM (state saved; ``alphaloop resume
+WORKFLOW_ID`` carries on). ``status`` and ``show`` only read: they never create the home folder.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from alphaloop.cli import app, err_console
+from alphaloop.errors import clean_message
 
 HomeOpt = Annotated[
     str | None,
@@ -26,6 +32,12 @@ HomeOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 err = err_console
+
+
+def _safe(text: object) -> str:
+    """Text that came from a file (names, errors, lessons) with its terminal control
+    characters escaped, so printing it cannot drive the terminal."""
+    return clean_message(text, limit=None)
 
 
 def _out() -> Console:
@@ -92,11 +104,12 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
     ok = result["status"] == "SUCCESS"
     console.print(
         f"[bold {'green' if ok else 'red'}]{result['status']}[/] "
-        f"{result['workflow_id']}" + ("" if ok else f" — {result.get('reason')}")
+        f"{result['workflow_id']}" + ("" if ok else f" — {escape(_safe(result.get('reason')))}")
     )
     if result.get("best_strategy_name"):
         params = ", ".join(f"{k}={v}" for k, v in (result["best_parameters"] or {}).items())
-        console.print(f"best strategy: {result['best_strategy_name']}({params})")
+        console.print(f"best strategy: {_safe(result['best_strategy_name'])}({_safe(params)})",
+                      markup=False, highlight=False)
         table = Table(
             "metric",
             "in-sample " + " .. ".join(result["in_sample"]),
@@ -114,7 +127,7 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
     )
     console.print("lessons:")
     for lesson in result["lessons_learned"]:
-        console.print(f"  - {lesson}", markup=False)
+        console.print(f"  - {_safe(lesson)}", markup=False, highlight=False)
     console.print(
         f"records: {home}/workflows/{result['workflow_id']}/ and "
         f"{home}/experiments/  (alphaloop show {result['workflow_id']})"
@@ -135,22 +148,73 @@ def _finish(result: dict[str, Any], as_json: bool, home: str) -> None:
     raise typer.Exit(0 if result["status"] == "SUCCESS" else 1)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while no executor was handling signals: unwinds like Ctrl-C (the
+    state stays RUNNING at its last durable step) and exits 143."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the workflow runs, SIGTERM stops it the way Ctrl-C does instead of killing the
+    process on the spot (the local pool takes both signals over while it runs a batch)."""
+
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        raise _Terminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (tests): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Watched:
+    """The executor, passing every call through, remembering which signal interrupted a batch
+    (the exit code is 128 + that signal)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.signal: int | None = None
+
+    def run(self, queue: Any, fn: Any, **kw: Any) -> Any:
+        summary = self.inner.run(queue, fn, **kw)
+        if getattr(summary, "interrupted", False) and summary.signal:
+            self.signal = int(summary.signal)
+        return summary
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def _drive(
-    fn: Any, executor: Any, workers: int, root: str, as_json: bool, resume_hint: str, **kw: Any
+    fn: Any, executor: Any, workers: int, root: str, as_json: bool, **kw: Any
 ) -> None:
     """Run ``fn`` (run_workflow or resume_workflow) with the live display, close the
-    executor, print the result and exit 0/1; Ctrl-C prints ``resume_hint`` and exits 130."""
+    executor, print the result and exit 0/1; Ctrl-C exits 130 and SIGTERM 143, after saying
+    how to carry on."""
     display = _Display(err, workers)
+    watched = _Watched(executor)
     try:
-        if as_json or not err.is_terminal:
-            result = fn(on_event=display, executor=executor, home=root, **kw)
-        else:
-            with Live(display.render(), console=err, refresh_per_second=4) as live:
-                display.live = live
-                result = fn(on_event=display, executor=executor, home=root, **kw)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: state saved; {resume_hint}")
-        sys.exit(130)
+        with _sigterm_unwinds():
+            if as_json or not err.is_terminal:
+                result = fn(on_event=display, executor=watched, home=root, **kw)
+            else:
+                with Live(display.render(), console=err, refresh_per_second=4) as live:
+                    display.live = live
+                    result = fn(on_event=display, executor=watched, home=root, **kw)
+    except KeyboardInterrupt as exc:
+        signum = watched.signal or (signal.SIGTERM if isinstance(exc, _Terminated) else
+                                    signal.SIGINT)
+        wid = kw.get("workflow_id") or getattr(display.state, "workflow_id", None)
+        hint = (f"`alphaloop resume {wid}` carries on" if wid else
+                "`alphaloop status` lists it, `alphaloop resume WORKFLOW_ID` carries on")
+        err.print(f"interrupted by {signal.Signals(signum).name}: state saved; {hint}",
+                  markup=False, highlight=False, soft_wrap=True)
+        sys.exit(128 + signum)
     finally:
         executor.close()
     _finish(result, as_json, root)
@@ -200,7 +264,6 @@ def run(
         getattr(executor, "max_workers", workers or 1),
         root,
         as_json,
-        "continue with `alphaloop resume WORKFLOW_ID` (see `alphaloop status`)",
         ticker=ticker,
         research_directive=directive,
         quality_criteria=criteria,
@@ -227,7 +290,7 @@ def resume(
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, resume_workflow
 
-    root = str(resolve_home(home))
+    root = str(resolve_home(home, create=False))  # resuming never creates a home folder
     executor = make_executor(backend, workers=workers, scheduler=scheduler)
     _drive(
         resume_workflow,
@@ -235,7 +298,6 @@ def resume(
         getattr(executor, "max_workers", 1),
         root,
         as_json,
-        f"`alphaloop resume {workflow_id}` carries on",
         workflow_id=workflow_id,
     )
 
@@ -245,12 +307,20 @@ def status(
     workflow_id: Annotated[str | None, typer.Argument(help="One workflow (default all).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Status of one workflow, or of every workflow in the home folder."""
+    """Status of one workflow, or of every workflow in the home folder (which is only read:
+    a missing one means no workflows)."""
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.state import StateManager, list_workflows
 
-    root = resolve_home(home)
-    states = [StateManager.load(workflow_id, root).state] if workflow_id else list_workflows(root)
+    root = resolve_home(home, create=False)
+    if workflow_id:
+        states = [StateManager.load(workflow_id, root).state]
+    elif not root.is_dir():
+        _out().print(f"no workflows in {_safe(root)} (the folder does not exist)", markup=False,
+                     highlight=False)
+        return
+    else:
+        states = list_workflows(root)
     table = Table(
         "workflow",
         "ticker",
@@ -264,8 +334,8 @@ def status(
     for s in states:
         best = (s.best_strategy or {}).get("gate_score")
         table.add_row(
-            s.workflow_id,
-            s.ticker,
+            escape(_safe(s.workflow_id)),
+            escape(_safe(s.ticker)),
             s.status,
             s.current_phase,
             f"{s.research_iteration}/{s.strategy_iteration}/{s.total_iterations}",
@@ -273,7 +343,10 @@ def status(
             "-" if best is None else f"{best:.3f}",
             s.updated_at.isoformat(timespec="seconds"),
         )
-    _out().print(table if states else f"no workflows in {root}")
+    if states:
+        _out().print(table)
+    else:
+        _out().print(f"no workflows in {_safe(root)}", markup=False, highlight=False)
 
 
 @app.command()
@@ -286,18 +359,25 @@ def show(
 
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.state import StateManager
-    from alphaloop.workflow.tracker import ExperimentTracker
+    from alphaloop.workflow.tracker import TRACKER_DB, ExperimentTracker
 
-    root = resolve_home(home)
-    s = StateManager.load(workflow_id, root).state
-    tree = Tree(f"[bold]{workflow_id}[/] {s.ticker} {s.timeframe} — {s.status} ({s.current_phase})")
+    root = resolve_home(home, create=False)  # showing never creates a home folder
+    st = StateManager.load(workflow_id, root)
+    s = st.state
+    tree = Tree(
+        f"[bold]{escape(_safe(workflow_id))}[/] {escape(_safe(s.ticker))} "
+        f"{escape(_safe(s.timeframe))} — {s.status} ({s.current_phase})"
+    )
+    if s.current_experiment_id is None and not (st.dir / TRACKER_DB).exists():
+        _out().print(tree)  # no experiment yet: nothing recorded, nothing lost
+        return
     with ExperimentTracker(root, workflow_id, readonly=True) as tracker:
         for node in tracker.tree():
             e = node.experiment
             branch = tree.add(
-                f"{e.experiment_id} (research {e.research_iteration}, strategy "
-                f"{e.strategy_iteration}) {e.description} -> "
-                f"[bold]{e.action or 'pending'}[/]"
+                f"{escape(_safe(e.experiment_id))} (research {e.research_iteration}, strategy "
+                f"{e.strategy_iteration}) {escape(_safe(e.description))} -> "
+                f"[bold]{escape(_safe(e.action or 'pending'))}[/]"
             )
             for v in node.variants:
                 for r in v.records:
@@ -311,11 +391,12 @@ def show(
                     score = "-" if r.gate_score is None else f"{r.gate_score:.3f}"
                     params = ", ".join(f"{k}={v}" for k, v in r.parameters.items())
                     leaf = branch.add(
-                        f"{v.variant_id} {escape(f'[{r.sample}]')} "
-                        f"{escape(f'{r.strategy_name}({params})')} {verdict} score {score}"
+                        f"{escape(_safe(v.variant_id))} {escape(f'[{r.sample}]')} "
+                        f"{escape(_safe(f'{r.strategy_name}({params})'))} {verdict} "
+                        f"score {score}"
                     )
                     for why in (r.failed_criteria or ())[:4]:
-                        leaf.add(f"[dim]{escape(why)}[/]")
+                        leaf.add(f"[dim]{escape(_safe(why))}[/]")
                     if r.error:
-                        leaf.add(f"[dim]{escape(r.error)}[/]")
+                        leaf.add(f"[dim]{escape(_safe(r.error))}[/]")
     _out().print(tree)

@@ -9,17 +9,32 @@ offline agents, the library strategies plus any user strategies — and hands th
 from __future__ import annotations
 
 import json
+import logging
+import math
+import os
+import shutil
+import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from alphaloop.agents.development import OptunaDeveloper
+from alphaloop import _sqlite
+from alphaloop.agents.development import OptunaDeveloper, VariantProposal
 from alphaloop.agents.failure import RuleBasedFailureAnalyst
 from alphaloop.agents.research import ResearchSwarm
 from alphaloop.agents.trajectory import RuleBasedTrajectoryAdvisor
 from alphaloop.backtest.strategy import Strategy, library_names, load_strategy
-from alphaloop.errors import ConfigError
-from alphaloop.execution import QUEUE_FILENAME, Executor, LocalPool, TaskQueue, resolve_home
+from alphaloop.errors import ConfigError, HomeError
+from alphaloop.execution import (
+    QUEUE_FILENAME,
+    Executor,
+    LocalPool,
+    TaskQueue,
+    TaskState,
+    resolve_home,
+)
+from alphaloop.execution._home import storage_error
 from alphaloop.execution.task_runner import run_task
 from alphaloop.workflow.gate import QualityCriteria
 from alphaloop.workflow.orchestrator import (
@@ -33,7 +48,15 @@ from alphaloop.workflow.routing import RoutingEngine
 from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
 from alphaloop.workflow.tracker import ExperimentTracker
 
-__all__ = ["load_strategies", "make_executor", "resume_workflow", "run_workflow"]
+__all__ = ["SETTINGS_FILE", "load_strategies", "make_executor", "resume_workflow", "run_workflow"]
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"
+"""The settings a resume needs that the state does not hold (criteria, variants, costs, user
+strategies), in the workflow folder."""
+
+_START_AGAIN = "restore it from a backup or start the workflow again"
 
 
 def load_strategies(strategies_dir: str | None) -> dict[str, Strategy]:
@@ -74,15 +97,28 @@ def make_executor(
 
 
 def _assemble(
-    state: StateManager, settings: Mapping[str, Any], executor: Executor, on_event: Event | None
+    state: StateManager,
+    settings: Mapping[str, Any],
+    executor: Executor,
+    on_event: Event | None,
+    *,
+    resuming: bool = False,
 ) -> Orchestrator:
     home = state.home
     wid = state.state.workflow_id
     strategies = load_strategies(settings.get("strategies_dir"))
+    # A resumed workflow that has experiments must find its records: an empty tracker made in
+    # place of a lost one would silently drop them (and the holdout looks) from the search.
+    tracker = ExperimentTracker(
+        home, wid, existing=resuming and state.state.current_experiment_id is not None
+    )
+    queue = _open_queue(workflow_dir(home, wid) / QUEUE_FILENAME) if resuming else TaskQueue(
+        workflow_dir(home, wid) / QUEUE_FILENAME
+    )
     parts = Parts(
         state=state,
-        tracker=ExperimentTracker(home, wid),
-        queue=TaskQueue(workflow_dir(home, wid) / QUEUE_FILENAME),
+        tracker=tracker,
+        queue=queue,
         executor=executor,
         task_fn=run_task,
         swarm=ResearchSwarm(),
@@ -120,6 +156,11 @@ def run_workflow(
     ``on_event(kind, info)`` is called with ``"phase"``, ``"state"``, ``"decision"`` and
     ``"result"`` events; a ``"result"`` event carries the queue's counts per state and comes
     at most every ``PROGRESS_SECONDS`` (0.1 s) while a batch runs, and once when it ends.
+
+    Raises:
+        HomeError: the home folder cannot be written (read-only, full): before the workflow
+            exists (nothing is left behind; run again), or later (the message names the
+            workflow; ``resume_workflow`` carries on once the disk is fixed).
     """
     criteria = QualityCriteria.coerce(quality_criteria)
     if not 1 <= n_variants <= 256:
@@ -135,21 +176,35 @@ def run_workflow(
     # fail on bad data, dates or user strategies before creating anything
     split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction)
     load_strategies(strategies_dir)
-    state = StateManager.create(
-        root,
-        research_directive=research_directive,
-        ticker=ticker.upper(),
-        quality_criteria=criteria.to_dict(),
-        timeframe=timeframe,
-        seed=seed,
-        data_path=data_path,
-        start=start,
-        end=end,
-        in_sample_fraction=in_sample_fraction,
-        max_parallel_workers=getattr(executor, "max_workers", 1) if executor else 1,
-    )
+    try:
+        state = StateManager.create(
+            root,
+            research_directive=research_directive,
+            ticker=ticker.upper(),
+            quality_criteria=criteria.to_dict(),
+            timeframe=timeframe,
+            seed=seed,
+            data_path=data_path,
+            start=start,
+            end=end,
+            in_sample_fraction=in_sample_fraction,
+            max_parallel_workers=getattr(executor, "max_workers", 1) if executor else 1,
+        )
+    except OSError as exc:
+        err = storage_error(exc, root, "run again", elsewhere=True)
+        if err is None:
+            raise
+        raise err from exc
     folder = workflow_dir(root, state.state.workflow_id)
-    atomic_write_text(folder / "settings.json", json.dumps(settings, indent=1))
+    try:
+        atomic_write_text(folder / SETTINGS_FILE, json.dumps(settings, indent=1))
+    except OSError as exc:
+        # the workflow has done nothing yet: take back the folder this call just claimed
+        shutil.rmtree(folder, ignore_errors=True)
+        err = storage_error(exc, root, "run again", elsewhere=True)
+        if err is None:
+            raise
+        raise err from exc
     return _run(state, settings, executor, on_event)
 
 
@@ -158,12 +213,25 @@ def _run(
     settings: Mapping[str, Any],
     executor: Executor | None,
     on_event: Event | None,
+    *,
+    resuming: bool = False,
 ) -> WorkflowResult:
-    """Run the assembled orchestrator; a pool made here (none given) is closed here."""
+    """Run the assembled orchestrator; a pool made here (none given) is closed here. A write
+    that fails for lack of space or permission becomes a one-line `HomeError` saying that
+    ``alphaloop resume`` carries on: every write before it is durable and consistent."""
     own = executor is None
     executor = executor or LocalPool()
+    wid = state.state.workflow_id
     try:
-        return _assemble(state, settings, executor, on_event).run()
+        orchestrator = _assemble(state, settings, executor, on_event, resuming=resuming)
+        if resuming:
+            _requeue_lost_tasks(orchestrator)
+        return orchestrator.run()
+    except (OSError, sqlite3.Error) as exc:
+        err = storage_error(exc, state.home, f"`alphaloop resume {wid}` carries on")
+        if err is None:
+            raise
+        raise err from exc
     finally:
         if own:
             executor.close()
@@ -176,11 +244,134 @@ def resume_workflow(
     executor: Executor | None = None,
     on_event: Event | None = None,
 ) -> WorkflowResult:
-    """Finish an interrupted workflow (or return the result of a finished one)."""
-    root = resolve_home(None if home is None else str(home))
+    """Finish an interrupted workflow (or return the result of a finished one).
+
+    The home folder is never created here. What each damaged file means:
+
+    - ``queue.db`` missing, emptied or damaged: rebuilt. A damaged file is kept as
+      ``queue.db.damaged-<time>``; every task the workflow still needs (each one with a record
+      in the tracker, and the current experiment's variants) is queued again and run. Backtests
+      are deterministic, so the workflow ends as it would have.
+    - ``tracker.db`` (the experiment records, routing actions and holdout looks) or
+      ``settings.json`` missing or damaged: `HomeError`; they cannot be rebuilt, so the file
+      must be restored or the workflow started again.
+
+    Raises:
+        HomeError: a file that cannot be rebuilt is missing or damaged, or the home folder
+            cannot be written (resume again once it can).
+        ConfigError: no such workflow, or its state file is unreadable.
+    """
+    root = resolve_home(None if home is None else str(home), create=False)
     state = StateManager.load(workflow_id, root)
+    settings = _read_settings(workflow_dir(root, workflow_id))
     if state.state.status == "FAILED" and state.state.current_phase != "FAILED":
         # Interrupted by an exception or a signal, not abandoned by routing: carry on.
-        state.update(status="RUNNING", failure_reason=None)
-    settings = json.loads((workflow_dir(root, workflow_id) / "settings.json").read_text())
-    return _run(state, settings, executor, on_event)
+        try:
+            state.update(status="RUNNING", failure_reason=None)
+        except OSError as exc:
+            err = storage_error(exc, root, f"`alphaloop resume {workflow_id}` carries on")
+            if err is None:
+                raise
+            raise err from exc
+    return _run(state, settings, executor, on_event, resuming=True)
+
+
+# --- damaged files ---------------------------------------------------------------------------
+
+
+def _read_settings(folder: Path) -> dict[str, Any]:
+    """The workflow's ``settings.json``, checked; `HomeError` naming the file if it is
+    missing or not what `run_workflow` wrote (nothing else holds the user strategies folder,
+    so it cannot be rebuilt)."""
+    path = folder / SETTINGS_FILE
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        problem = _settings_problem(settings)
+    except FileNotFoundError:
+        problem = "missing"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        problem = f"unreadable ({first})"
+    if problem:
+        raise HomeError(
+            f"settings file {path} is {problem}; resume cannot rebuild it: {_START_AGAIN}"
+        )
+    return dict(settings)
+
+
+def _settings_problem(settings: Any) -> str | None:
+    if not isinstance(settings, dict):
+        return "not a JSON object"
+    criteria = settings.get("criteria")
+    if not isinstance(criteria, list) or not all(isinstance(c, str) for c in criteria):
+        return "damaged (no list of gate criteria)"
+    try:
+        QualityCriteria.coerce(criteria)
+    except ConfigError as exc:
+        return f"damaged (criteria: {exc})"
+    n = settings.get("n_variants", 8)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 256:
+        return "damaged (n_variants is not a count from 1 to 256)"
+    folder = settings.get("strategies_dir")
+    if folder is not None and not isinstance(folder, str):
+        return "damaged (strategies_dir is not a folder name)"
+    for key in ("commission", "slippage_bps"):
+        value = settings.get(key, 0.0)
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value < 0):
+            return f"damaged ({key} is not a number >= 0)"
+    return None
+
+
+_QUEUE_TABLES = ("tasks",)
+
+
+def _open_queue(path: Path) -> TaskQueue:
+    """The workflow's queue for a resume. A file that SQLite cannot read (truncated,
+    overwritten) or that holds no queue is moved aside as ``queue.db.damaged-<time>`` with its
+    ``-wal``/``-shm`` companions, and a new, empty queue takes its place; missing tasks are
+    queued again by :func:`_requeue_lost_tasks`."""
+    problem = _sqlite.file_problem(path, _QUEUE_TABLES) if path.exists() else None
+    if problem is not None and problem != "empty":
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                os.replace(src, Path(f"{aside}{suffix}"))
+        log.warning("%s of workflow %s is %s: kept as %s; rebuilding it", path.name,
+                    path.parent.name, problem, aside.name)
+    return TaskQueue(path)
+
+
+def _requeue_lost_tasks(orch: Orchestrator) -> None:
+    """Queue again, and run, every task the workflow still reads that its queue lacks: the
+    task of each record in the tracker (the best variant's result gives the deflated Sharpe
+    ratio) and of each variant of the current experiment. None are missing unless the queue
+    was lost or damaged; then they are rebuilt from the records and the proposals, and as
+    backtests are deterministic, the results are the ones the lost queue held."""
+    p = orch.p
+    wanted: dict[str, Any] = {}
+    for r in p.tracker.records(sample=None):
+        task = orch._task(r.experiment_id, r.variant_id, orch._proposal(r),
+                          holdout=r.sample == "holdout")
+        if task.task_id == r.task_id:
+            wanted[task.task_id] = task
+    exp_id = p.state.state.current_experiment_id
+    proposals = orch.dir / f"{exp_id}_proposals.json"
+    if exp_id is not None and proposals.exists():
+        for i, d in enumerate(json.loads(proposals.read_text(encoding="utf-8"))):
+            task = orch._task(exp_id, f"v{i:02d}", VariantProposal(**d))
+            wanted.setdefault(task.task_id, task)
+    lost, unfinished = [], 0
+    for task_id, task in wanted.items():
+        try:
+            unfinished += p.queue.state(task_id) in (TaskState.QUEUED, TaskState.IN_PROGRESS)
+        except KeyError:
+            lost.append(task)
+    if lost:
+        log.warning("%s of workflow %s lacks %d task(s): queued again", p.queue.path.name,
+                    p.state.state.workflow_id, len(lost))
+        p.queue.enqueue_batch(lost, exist_ok=True)
+    if lost or unfinished:  # (a rebuild interrupted before its tasks ran left some queued)
+        orch._drain()

@@ -61,8 +61,8 @@ from pydantic import (
     model_validator,
 )
 
-from alphaloop._sqlite import opening
-from alphaloop.errors import ConfigError
+from alphaloop._sqlite import opening, problem
+from alphaloop.errors import ConfigError, HomeError
 from alphaloop.workflow.state import finite_or_none, to_json_value, utcnow, workflow_dir
 
 __all__ = [
@@ -371,6 +371,7 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 PRAGMA user_version = 1;
 """
+_TABLES = ("experiments", "records", "actions")
 
 
 class ExperimentTracker:
@@ -380,31 +381,59 @@ class ExperimentTracker:
     ``close()``.
     """
 
-    def __init__(self, home: Path, workflow_id: str, *, readonly: bool = False):
+    def __init__(self, home: Path, workflow_id: str, *, readonly: bool = False,
+                 existing: bool = False):
+        """Open (or create) the tracker of ``workflow_id``. ``readonly`` opens an existing one
+        for reading (``alphaloop show``); ``existing`` opens one for writing that must already
+        hold records (a resumed workflow with experiments): never a new, empty file in place of
+        a lost one.
+
+        Raises:
+            HomeError: (``readonly``/``existing``) the file is missing, empty or damaged; it
+                cannot be rebuilt, so the message says to restore it or start again.
+            ConfigError: the file cannot be opened for another reason (a lock, a bad id).
+        """
         self.home = Path(home)
         self.workflow_id = workflow_id
         self.readonly = readonly
         self.db_path = workflow_dir(self.home, workflow_id) / TRACKER_DB
         self._lock = threading.RLock()
+        if (readonly or existing) and not self.db_path.exists():
+            raise self._unusable("missing")
         if readonly:
-            if not self.db_path.exists():
-                raise ConfigError(f"workflow {workflow_id!r} has no experiment records under "
-                                  f"{self.home}; check the id with `alphaloop show`")
             uri = f"{self.db_path.resolve().as_uri()}?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                          check_same_thread=False, timeout=30)
             with opening(self._conn, self.db_path, "experiment tracker"):
-                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self._check()
             return
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.db_path, isolation_level=None,
                                      check_same_thread=False, timeout=30)
         with opening(self._conn, self.db_path, "experiment tracker"):
+            if existing or self.db_path.stat().st_size:
+                self._check(empty_ok=not existing)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.executescript(_SCHEMA)
         self.reconcile()
+
+    def _check(self, *, empty_ok: bool = False) -> None:
+        """Raise :class:`HomeError` if the open file is damaged or holds no tracker (an empty
+        database is fine with ``empty_ok``: it becomes a new tracker)."""
+        found = problem(self._conn, _TABLES)
+        if found is not None and not (empty_ok and found == "empty"):
+            self._conn.close()
+            raise self._unusable(found)
+
+    def _unusable(self, what: str) -> HomeError:
+        fix = ("resume cannot rebuild them: restore the file from a backup or start the "
+               "workflow again")
+        if what == "missing":
+            return HomeError(f"workflow {self.workflow_id} has no experiment records "
+                             f"({self.db_path} is missing); {fix}")
+        return HomeError(f"experiment records {self.db_path} are {what}; {fix}")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
