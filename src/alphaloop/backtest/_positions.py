@@ -102,7 +102,12 @@ def _compile(source: str, name: str) -> Callable[..., Any]:
     from alphaloop.backtest import sandbox
 
     info = inspect_source(source, name)
-    namespace = sandbox.exec_source(source, name)
+    try:
+        namespace = sandbox.exec_source(source, name)
+    except StrategyError as exc:
+        if isinstance(exc.__cause__, MemoryError):  # a limit, not a bug in the code
+            raise exc.__cause__ from None
+        raise
     fn = namespace.get("generate_positions")
     if not callable(fn):
         raise StrategyError(f"strategy {name!r}: generate_positions must be a function")
@@ -142,7 +147,7 @@ def run_positions(
     fn = compiled(source, name)
     try:
         out = fn(data, **kwargs)
-    except StrategyError:
+    except (StrategyError, MemoryError):  # running out of memory is a limit, not a bug
         raise
     except Exception as exc:
         from alphaloop.backtest import sandbox

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import resource
 import select
 import shutil
@@ -37,9 +38,9 @@ import signal
 import struct
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 _HEAD = struct.Struct("!QQ")  # header length, positions length (bytes)
+_LEN = struct.Struct("!I")  # length of a request pickle
 _MAX_HEADER = 1 << 20
 _MAX_ERROR = 300
 _MAX_JOBS_PER_CHILD = 10_000
@@ -85,6 +87,19 @@ class PositionsJob:
     end: str | None
     lookahead: bool = False
     unconfined_ok: bool = False
+    code_hash: str = ""
+
+    def request(self) -> tuple[Any, ...]:
+        """What travels to the strategy process (its code it already has)."""
+        return (
+            self.params,
+            self.ticker,
+            self.timeframe,
+            self.data_path,
+            self.start,
+            self.end,
+            self.lookahead,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class PositionsReply:
 @dataclass(frozen=True)
 class _Key:
     code_hash: str
+    name: str
     data_path: str | None
     confined: bool
 
@@ -104,10 +120,13 @@ class _Key:
 class _Child:
     key: _Key
     pid: int
-    requests: Connection
-    replies: int
+    requests: int  # fd: length-prefixed pickles to the child
+    replies: int  # fd: length-prefixed bytes from the child (never unpickled)
     tmp: str
+    poller: Any
     jobs: int = 0
+    # (tag, request) sent and not yet answered, oldest first
+    pending: deque[tuple[str | None, tuple[Any, ...]]] = field(default_factory=deque)
     buf: bytearray = field(default_factory=bytearray)
 
 
@@ -130,42 +149,71 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _compute(job: PositionsJob) -> bytes:
-    from alphaloop import data as market
-    from alphaloop.backtest.lookahead import lookahead_check
-    from alphaloop.backtest.strategy import from_source
-
-    bars = market.load(job.ticker, job.timeframe, job.data_path)
-    if job.start is not None or job.end is not None:
-        bars = market.slice_dates(bars, job.start, job.end)
-    strategy = from_source(job.source, job.name)
-    positions = strategy.positions(bars.copy(), job.params)
-    cuts: list[str] = []
-    if job.lookahead:
-        found = lookahead_check(strategy, bars.copy(), job.params, full=positions)
-        cuts = [d.isoformat() for d in found]
-    return _reply({"ok": True, "lookahead": cuts}, positions)
+def _read_exact(fd: int, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return bytes(out)
 
 
-def _answer(job: PositionsJob, memory_limit: int | None) -> tuple[bytes, bool]:
-    """The reply to one job and whether the child must exit after sending it."""
-    from alphaloop.execution._base import format_bytes
+class _Compute:
+    """The child's side: the strategy (one per process), bars cached per window."""
 
-    try:
-        return _compute(job), False
-    except MemoryError as exc:
-        limit = f"memory limit {format_bytes(memory_limit)}" if memory_limit else "memory"
-        detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
-        msg = f"strategy {job.name!r} exceeded the {limit} ({detail})"
-        return _reply({"ok": False, "error": msg, "kind": "limit", "exit": True}), True
-    except AlphaloopError as exc:
-        return _reply({"ok": False, "error": str(exc), "kind": "permanent"}), False
-    except Exception as exc:  # alphaloop's own code failed: another attempt may pass
-        msg = f"{type(exc).__name__}: {exc}"
-        return _reply({"ok": False, "error": msg, "kind": "transient"}), False
-    except BaseException as exc:  # SystemExit & co raised by strategy code
-        msg = f"strategy {job.name!r} raised {type(exc).__name__}: {exc}"
-        return _reply({"ok": False, "error": msg, "kind": "permanent", "exit": True}), True
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.name = source, name
+        self.bars: dict[tuple[Any, ...], Any] = {}
+
+    def _bars(self, ticker: str, timeframe: str, path: str | None, start: Any, end: Any) -> Any:
+        key = (ticker, timeframe, path, start, end)
+        bars = self.bars.get(key)
+        if bars is None:
+            from alphaloop import data as market
+
+            bars = market.load(ticker, timeframe, path)
+            if start is not None or end is not None:
+                bars = market.slice_dates(bars, start, end)
+            if len(self.bars) > 16:
+                self.bars.clear()
+            self.bars[key] = bars
+        return bars
+
+    def __call__(self, request: tuple[Any, ...]) -> bytes:
+        from alphaloop.backtest.lookahead import lookahead_check
+        from alphaloop.backtest.strategy import from_source
+
+        params, ticker, timeframe, path, start, end, lookahead = request
+        bars = self._bars(ticker, timeframe, path, start, end)
+        strategy = from_source(self.source, self.name)
+        positions = strategy.positions(bars.copy(), params)
+        cuts: list[str] = []
+        if lookahead:
+            found = lookahead_check(strategy, bars.copy(), params, full=positions)
+            cuts = [d.isoformat() for d in found]
+        return _reply({"ok": True, "lookahead": cuts}, positions)
+
+    def answer(self, request: tuple[Any, ...], memory_limit: int | None) -> tuple[bytes, bool]:
+        """The reply to one request and whether the child must exit after sending it."""
+        from alphaloop.execution._base import format_bytes
+
+        try:
+            return self(request), False
+        except MemoryError as exc:
+            limit = f"memory limit {format_bytes(memory_limit)}" if memory_limit else "memory"
+            detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
+            msg = f"strategy {self.name!r} exceeded the {limit} ({detail})"
+            return _reply({"ok": False, "error": msg, "kind": "limit", "exit": True}), True
+        except AlphaloopError as exc:
+            return _reply({"ok": False, "error": str(exc), "kind": "permanent"}), False
+        except Exception as exc:  # alphaloop's own code failed: another attempt may pass
+            msg = f"{type(exc).__name__}: {exc}"
+            return _reply({"ok": False, "error": msg, "kind": "transient"}), False
+        except BaseException as exc:  # SystemExit & co raised by strategy code
+            msg = f"strategy {self.name!r} raised {type(exc).__name__}: {exc}"
+            header = {"ok": False, "error": msg, "kind": "permanent", "exit": True}
+            return _reply(header), True
 
 
 def _close_other_fds(keep: set[int]) -> None:
@@ -197,9 +245,15 @@ def _limits_only(address_space: int | None) -> None:
 
 
 def _child_main(
-    req_fd: int, rep_fd: int, tmp: str, key: _Key, memory_limit: int | None, parent: int
+    req_fd: int,
+    rep_fd: int,
+    tmp: str,
+    key: _Key,
+    source: str,
+    memory_limit: int | None,
+    parent: int,
 ) -> None:
-    from alphaloop.backtest import _positions
+    from alphaloop.backtest import _positions, indicators
     from alphaloop.execution._worker import die_with_parent, vm_bytes
 
     die_with_parent()
@@ -215,8 +269,6 @@ def _child_main(
         os.environ[var] = tmp
     tempfile.tempdir = tmp
     os.chdir(tmp)
-    from alphaloop.backtest import indicators
-
     indicators.no_disk_cache()  # the folder numba caches in is not writable from here on
     # the memory limit is a budget on top of the address space inherited from the worker
     address_space = vm_bytes() + memory_limit if memory_limit else None
@@ -231,17 +283,19 @@ def _child_main(
     else:
         _limits_only(address_space)
     _positions.permit_execution()
-    requests = Connection(req_fd, writable=False)
+    compute = _Compute(source, key.name)
+    del source
     while True:
         try:
-            job = requests.recv()
+            (n,) = _LEN.unpack(_read_exact(req_fd, _LEN.size))
+            request = pickle.loads(_read_exact(req_fd, n))  # from the worker: trusted
         except (EOFError, OSError):
             os._exit(0)
         if problem is not None:
             header = {"ok": False, "error": problem, "kind": "permanent", "exit": True}
             data, fatal = _reply(header), True
         else:
-            data, fatal = _answer(job, memory_limit)
+            data, fatal = compute.answer(request, memory_limit)
         try:
             _write_all(rep_fd, data)
         except OSError:
@@ -255,7 +309,7 @@ def _policy(key: _Key, tmp: str, address_space: int | None) -> Any:
 
     reads = list(_confine.default_read_paths())
     if key.data_path:
-        reads.append(os.path.abspath(key.data_path))
+        reads.append(key.data_path)
     return _confine.Policy(read_paths=tuple(reads), write_dir=tmp, memory_limit=address_space)
 
 
@@ -283,7 +337,11 @@ def _describe_death(status: int, name: str) -> StrategyProcessError:
 
 
 class _Host:
-    """The worker's side: one child at a time, replaced when the strategy changes."""
+    """The worker's side: one child at a time, replaced when the strategy changes.
+
+    Requests are pipelined: `submit` sends a job ahead of time (the worker's prefetch), so
+    the child computes the next task's positions while the worker measures this one's, and
+    `positions` takes the answers in order."""
 
     def __init__(
         self,
@@ -298,7 +356,7 @@ class _Host:
         self._warm_up = warm_up
 
     # ---- children
-    def _spawn(self, key: _Key) -> _Child:
+    def _spawn(self, key: _Key, source: str) -> _Child:
         if self._warm_up is not None:  # once, before the first fork: children start warm
             warm, self._warm_up = self._warm_up, None
             warm()
@@ -311,17 +369,21 @@ class _Host:
             try:
                 os.close(req_w)
                 os.close(rep_r)
-                _child_main(req_r, rep_w, tmp, key, self.memory_limit, parent)
+                _child_main(req_r, rep_w, tmp, key, source, self.memory_limit, parent)
             finally:
                 os._exit(70)
         os.close(req_r)
         os.close(rep_w)
         os.set_blocking(rep_r, False)
-        requests = Connection(req_w, readable=False)
-        from alphaloop.execution._pipes import widen
+        from alphaloop.execution._pipes import PIPE_BYTES, widen_fd
 
-        widen(requests)
-        return _Child(key=key, pid=pid, requests=requests, replies=rep_r, tmp=tmp)
+        widen_fd(req_w, PIPE_BYTES)
+        widen_fd(rep_r, PIPE_BYTES)
+        poller = select.poll()
+        poller.register(rep_r, select.POLLIN)
+        if self.idle_fd is not None:
+            poller.register(self.idle_fd, select.POLLIN)
+        return _Child(key=key, pid=pid, requests=req_w, replies=rep_r, tmp=tmp, poller=poller)
 
     def _retire(self, child: _Child, kill: bool = False) -> int | None:
         """End ``child`` (closing its request pipe ends it; ``kill`` at once); its status."""
@@ -329,7 +391,7 @@ class _Host:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
-            child.requests.close()
+            os.close(child.requests)
         status: int | None = None
         with contextlib.suppress(ChildProcessError):
             deadline = time.monotonic() + 5.0
@@ -354,26 +416,11 @@ class _Host:
         if self.child is not None:
             self._retire(self.child, kill=True)
 
-    def _child_for(self, key: _Key) -> _Child:
-        c = self.child
-        if c is not None and (c.key != key or c.jobs >= _MAX_JOBS_PER_CHILD):
-            self._retire(c)
-            c = None
-        if c is None:
-            c = self.child = self._spawn(key)
-        return c
-
-    # ---- one job
-    def positions(self, job: PositionsJob, bars: int, timeout: float | None = None) -> Any:
-        """Positions of ``job`` (validated, ``bars`` of them) and its look-ahead cut dates.
-
-        Raises `StrategyProcessError` (the strategy failed, crashed, hit a limit or sent a
-        bad reply) or `ConfinementError` (the kernel cannot confine and the job may not run
-        without it)."""
+    def _key(self, job: PositionsJob) -> _Key:
         from alphaloop.backtest._source import code_hash, library_hashes
         from alphaloop.execution import _confine
 
-        h = code_hash(job.source)
+        h = job.code_hash or code_hash(job.source)
         confined = _confine.availability().ok
         if not confined and not (job.unconfined_ok or h in library_hashes()):
             raise _confine.ConfinementError(
@@ -381,22 +428,72 @@ class _Host:
                 "runs only under kernel confinement (pass --unconfined to run it without, "
                 "unsafe)"
             )
-        child = self._child_for(_Key(h, job.data_path, confined))
+        return _Key(h, job.name, job.data_path, confined)
+
+    def submit(self, job: PositionsJob, tag: str, ahead: int = 4) -> bool:
+        """Send ``job`` (named ``tag``) to its strategy process ahead of time, if that process
+        is already running and has fewer than ``ahead`` jobs waiting (the worker's prefetch;
+        `positions` with the same tag takes the answer). Returns whether it was sent or was
+        already waiting."""
+        c = self.child
+        if c is None or c.jobs >= _MAX_JOBS_PER_CHILD:
+            return False
+        if any(t == tag for t, _r in c.pending):
+            return True
+        if len(c.pending) >= ahead:
+            return False
+        try:
+            key = self._key(job)
+        except AlphaloopError:
+            return False
+        if key != c.key:
+            return False
+        self._send(c, job.request(), tag)
+        return True
+
+    def waiting(self) -> int:
+        """Jobs sent ahead and not yet taken."""
+        return 0 if self.child is None else len(self.child.pending)
+
+    def _send(self, child: _Child, request: tuple[Any, ...], tag: str | None) -> None:
+        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         child.jobs += 1
-        with contextlib.suppress(OSError, ValueError):  # if it died, the reply pipe tells how
-            child.requests.send(job)
-        head, body = self._read_reply(child, job.name, bars, timeout)
-        return self._decode(head, body, bars, job.name)
+        child.pending.append((tag, request))
+        with contextlib.suppress(OSError):  # if it died, the reply pipe tells how
+            _write_all(child.requests, _LEN.pack(len(data)) + data)
+
+    # ---- one job
+    def positions(
+        self, job: PositionsJob, bars: int, timeout: float | None = None, tag: str | None = None
+    ) -> PositionsReply:
+        """Positions of ``job`` (validated, ``bars`` of them) and its look-ahead cut dates.
+
+        Raises `StrategyProcessError` (the strategy failed, crashed, hit a limit or sent a
+        bad reply) or `ConfinementError` (the kernel cannot confine and the job may not run
+        without it)."""
+        key = self._key(job)
+        request = job.request()
+        c = self.child
+        if c is not None and (
+            c.key != key
+            or (c.pending and c.pending[0] != (tag, request))  # sent ahead, not run: restart
+            or (not c.pending and c.jobs >= _MAX_JOBS_PER_CHILD)
+        ):
+            self._retire(c, kill=bool(c.pending))
+            c = None
+        if c is None:
+            c = self.child = self._spawn(key, job.source)
+        if not c.pending:
+            self._send(c, request, tag)
+        head, body = self._read_reply(c, job.name, bars, timeout)
+        c.pending.popleft()
+        return self._decode(c, head, body, bars, job.name)
 
     def _read_reply(
         self, child: _Child, name: str, bars: int, timeout: float | None
     ) -> tuple[dict[str, Any], bytes]:
         limit = _HEAD.size + _MAX_HEADER + 8 * bars
         deadline = None if timeout is None else time.monotonic() + timeout
-        poller = select.poll()
-        poller.register(child.replies, select.POLLIN)
-        if self.idle_fd is not None:
-            poller.register(self.idle_fd, select.POLLIN)
         buf = child.buf
         while True:
             if len(buf) >= _HEAD.size:
@@ -419,6 +516,21 @@ class _Host:
                             f"strategy {name!r} process sent a malformed reply"
                         )
                     return header, body
+            try:
+                chunk = os.read(child.replies, 1 << 20)
+            except BlockingIOError:
+                chunk = None
+            if chunk == b"":  # the child is gone
+                status = self._retire(child)
+                if status is None:
+                    raise StrategyProcessError(f"strategy {name!r} process vanished")
+                raise _describe_death(status, name)
+            if chunk is not None:
+                buf += chunk
+                if len(buf) > limit:
+                    self._retire(child, kill=True)
+                    raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
+                continue
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if wait == 0.0:
                 self._retire(child, kill=True)
@@ -427,41 +539,28 @@ class _Host:
                 raise StrategyProcessError(
                     f"timed out after {format_seconds(timeout or 0)} s", "limit"
                 )
-            for fd, _ev in poller.poll(None if wait is None else int(wait * 1000) + 1):
-                if fd == self.idle_fd:
-                    if self.on_idle is not None and not self.on_idle():
-                        poller.unregister(fd)
-                    continue
-                try:
-                    chunk = os.read(child.replies, 1 << 20)
-                except BlockingIOError:
-                    continue
-                if not chunk:  # the child is gone
-                    status = self._retire(child)
-                    if status is None:
-                        raise StrategyProcessError(f"strategy {name!r} process vanished")
-                    raise _describe_death(status, name)
-                buf += chunk
-                if len(buf) > limit:
-                    self._retire(child, kill=True)
-                    raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
+            for fd, _ev in child.poller.poll(None if wait is None else int(wait * 1000) + 1):
+                if fd == self.idle_fd and self.on_idle is not None and not self.on_idle():
+                    child.poller.unregister(fd)
 
-    def _decode(self, head: dict[str, Any], body: bytes, bars: int, name: str) -> PositionsReply:
+    def _decode(
+        self, child: _Child, head: dict[str, Any], body: bytes, bars: int, name: str
+    ) -> PositionsReply:
         if head.get("ok") is not True:
             kind = head.get("kind")
             if kind not in ("permanent", "limit", "transient"):
                 kind = "permanent"
             error = head.get("error")
             text = clean(error if isinstance(error, str) else "strategy process failed")
-            if head.get("exit") and self.child is not None:
-                self._retire(self.child)  # it exits after this answer; reap it now
+            if head.get("exit"):
+                self._retire(child)  # it exits after this answer; reap it now
             raise StrategyProcessError(text, kind)
         if len(body) != 8 * bars:
             raise StrategyProcessError(
                 f"strategy {name!r} process returned {len(body) // 8} positions for {bars} bars"
             )
         positions = np.frombuffer(body, dtype=np.float64).copy()
-        if bars and not (np.isfinite(positions).all() and np.abs(positions).max() <= 1.0):
+        if bars and not (positions.min() >= -1.0 and positions.max() <= 1.0):  # NaN fails too
             raise StrategyProcessError(
                 f"strategy {name!r} process returned positions outside [-1, 1]"
             )

@@ -86,7 +86,7 @@ _DURATIONS = 1000
 """Task times kept for the derived timeout (the most recent ones)."""
 STARTUP_SECONDS = 120.0
 """A worker that has not started serving after this long is killed and replaced."""
-MIN_SAMPLES, FLOOR_SECONDS, P95_FACTOR = 20, 10.0, 50.0
+MIN_SAMPLES, FLOOR_SECONDS, P95_FACTOR = 5, 10.0, 50.0
 """The derived timeout: once ``MIN_SAMPLES`` task times are known, ``max(FLOOR_SECONDS,
 P95_FACTOR x their 95th percentile)``."""
 _FLUSH_MAX = 512
@@ -95,7 +95,7 @@ _FLUSH_MAX = 512
 
 def derived_timeout(durations: Iterable[float], cap: float) -> float:
     """``min(cap, max(10 s, 50 x p95))`` of the measured task times, or ``cap`` with fewer
-    than 20 of them."""
+    than 5 of them."""
     xs = sorted(durations)
     if len(xs) < MIN_SAMPLES:
         return cap
@@ -145,7 +145,7 @@ class LocalPool(Executor):
         max_workers: Worker processes; default ``min(5, usable CPUs)``.
         task_timeout: Wall seconds one task may run before its worker is killed. None (the
             default): derived from the task times measured so far, ``max(10 s, 50 x p95)``
-            once 20 tasks have finished, and at most ``max_task_timeout``.
+            once 5 tasks have finished, and at most ``max_task_timeout``.
         max_task_timeout: The longest a task may ever run (the timeout until it is derived).
         memory_limit: Address-space limit per worker in bytes (``RLIMIT_AS``); None: none.
         max_tasks_per_worker: Replace a worker after this many tasks.

@@ -36,10 +36,15 @@ _LONG_LEN = struct.Struct("!Q")
 
 def widen(conn: Connection, size: int = PIPE_BYTES) -> None:
     """Best effort: give ``conn``'s pipe a ``size``-byte buffer."""
+    widen_fd(conn.fileno(), size)
+
+
+def widen_fd(fd: int, size: int = PIPE_BYTES) -> None:
+    """Best effort: give the pipe ``fd`` a ``size``-byte buffer."""
     if _F_SETPIPE_SZ is None:  # pragma: no cover - non-Linux
         return
     with contextlib.suppress(OSError):
-        fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, size)
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
 
 
 class FrameReader:

@@ -132,7 +132,7 @@ def run_one(
     from alphaloop.execution._task import BacktestTask
 
     try:
-        task = BacktestTask.model_validate_json(payload)
+        task = _PARSED.pop(payload, None) or BacktestTask.model_validate_json(payload)
         result = fn(task)
         if not isinstance(result, Mapping):
             raise TypeError(
@@ -155,6 +155,33 @@ def run_one(
         else:
             body = f"{type(exc).__name__}: {msg}".rstrip(": ")
         return False, body, traceback.format_exc(), False, failure_kind(exc)
+
+
+_PARSED: dict[str, Any] = {}  # payload -> task, parsed ahead for a prefetch
+_AHEAD = 4  # tasks a prefetch looks at behind the running one
+
+
+def _prefetch(fn: Any, batch: list[tuple[str, int, str]], i: int) -> None:
+    """Let ``fn`` prepare the running task and the ones queued behind it (``fn.prefetch``,
+    if it has one: `task_runner.run_task` sends their jobs to its strategy process early)."""
+    prefetch = getattr(fn, "prefetch", None)
+    if prefetch is None or i + 1 >= len(batch):
+        return
+    from alphaloop.execution._task import BacktestTask
+
+    tasks = []
+    for _tid, _attempt, payload in batch[i : i + 1 + _AHEAD]:
+        task = _PARSED.get(payload)
+        if task is None:
+            try:
+                task = _PARSED[payload] = BacktestTask.model_validate_json(payload)
+            except Exception:
+                break
+        tasks.append(task)
+    with contextlib.suppress(Exception):
+        prefetch(tasks)
+    while len(_PARSED) > 4 * _AHEAD:
+        _PARSED.pop(next(iter(_PARSED)))
 
 
 class _Unloadable:
@@ -220,15 +247,20 @@ def main() -> None:
     for var in _NESTED_THREADS_ENV:
         os.environ.setdefault(var, "1")
     limit = memory_limit or None
-    set_memory_budget(limit)
     inbox = _Inbox(Connection(inbox_fd, writable=False))
     outbox = Connection(outbox_fd, readable=False)
     inbox.wait()
     if inbox.todo and inbox.todo[0][0] == "init":
         init = inbox.todo.popleft()[1]
         sys.path[:] = list(init["sys_path"])
+    # the libraries every task needs, imported before the memory budget starts to count
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
     from alphaloop.execution import _jail
-    from alphaloop.execution._task import BacktestTask  # noqa: F401 - imported before "ready"
+    from alphaloop.execution._task import BacktestTask  # noqa: F401
+
+    set_memory_budget(limit)
 
     def warm_up() -> None:
         set_memory_budget(None)  # the libraries' own address space is not the tasks' budget
@@ -260,11 +292,13 @@ def _serve(inbox: _Inbox, outbox: Connection, memory_limit: int | None) -> None:
             continue
         if msg[0] != "tasks":
             continue
-        for task_id, attempt, payload in msg[1]:
+        batch = msg[1]
+        for i, (task_id, attempt, payload) in enumerate(batch):
             inbox.drain()
             if inbox.stopping:
                 return
             started, t0 = time.time(), time.perf_counter()
+            _prefetch(fn, batch, i)
             ok, body, tb, fatal, kind = run_one(fn, payload, memory_limit)
             elapsed = time.perf_counter() - t0
             try:

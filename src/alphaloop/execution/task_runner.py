@@ -14,6 +14,7 @@ for tests and trusted code only.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from alphaloop.execution._task import BacktestTask
@@ -38,34 +39,96 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
         from alphaloop.execution import _host
 
         return _host.shared().run(run_task, task)
+    prepared = _PREPARED.pop(task.task_id, None)
+    bars, job = prepared if prepared is not None else _job(task)
+    reply = _jail.current().positions(job, len(bars), tag=task.task_id)
+    return _result(task, bars, job.code_hash, reply.positions, reply.lookahead)
+
+
+_PREPARED: dict[str, tuple[Any, Any]] = {}  # task id -> (bars, job) built by the prefetch
+
+
+def _job(task: BacktestTask) -> tuple[Any, Any]:
+    """The task's bars (loaded here, in the worker) and the job for its strategy process."""
     from alphaloop import data as market
     from alphaloop.backtest import strategy as strategies
+    from alphaloop.execution import _jail
 
-    bars = market.load(task.ticker, task.timeframe, task.data_path)
-    if task.start is not None or task.end is not None:
-        bars = market.slice_dates(bars, task.start, task.end)
+    # absolute: the strategy process works in its own folder
+    path = None if task.data_path is None else os.path.abspath(task.data_path)
+    bars = _window(market.load(task.ticker, task.timeframe, path), task.start, task.end)
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
-    params = strategy.resolve_params(task.strategy_parameters)
     job = _jail.PositionsJob(
         source=task.strategy_code,
         name=task.strategy_name,
-        params=params,
+        params=strategy.resolve_params(task.strategy_parameters),
         ticker=task.ticker,
         timeframe=task.timeframe,
-        data_path=task.data_path,
+        data_path=path,
         start=task.start,
         end=task.end,
         lookahead=task.check_lookahead,
         unconfined_ok=task.unconfined_ok,
+        code_hash=strategy.code_hash,
     )
-    reply = _jail.current().positions(job, len(bars))
-    return _result(task, bars, strategy.code_hash, reply.positions, reply.lookahead)
+    return bars, job
+
+
+_WINDOWS: dict[tuple[Any, ...], tuple[Any, Any, str]] = {}
+
+
+def _window(full: Any, start: str | None, end: str | None) -> Any:
+    """``full`` cut to [start, end], with its fingerprint, cached by the memory the loaded
+    bars live in (pinned by the entry, so the address cannot be reused while it is cached):
+    every task of a run asks for the same window."""
+    from alphaloop import data as market
+
+    base = full["close"].to_numpy()
+    key = (base.__array_interface__["data"][0], len(base), start, end)
+    hit = _WINDOWS.get(key)
+    if hit is None:
+        bars = full if start is None and end is None else market.slice_dates(full, start, end)
+        if len(_WINDOWS) >= 32:
+            _WINDOWS.pop(next(iter(_WINDOWS)))
+        hit = _WINDOWS[key] = (base, bars, market.fingerprint(bars))
+    return hit[1]
+
+
+def _fingerprint(bars: Any) -> str:
+    for _base, cached, fp in _WINDOWS.values():
+        if cached is bars:
+            return fp
+    from alphaloop import data as market
+
+    return market.fingerprint(bars)
+
+
+def _prefetch(tasks: list[BacktestTask]) -> None:
+    """Send the next tasks' jobs to the running strategy process ahead of time (the worker
+    calls this before each task with the ones queued behind it), so it computes while the
+    worker measures. Stops at the first task that needs another strategy process."""
+    from alphaloop.execution import _jail
+
+    host = _jail.current()
+    for task in tasks:
+        prepared = _PREPARED.get(task.task_id)
+        if prepared is None:
+            try:
+                prepared = _PREPARED[task.task_id] = _job(task)
+            except Exception:  # its own run reports the problem
+                return
+        if not host.submit(prepared[1], task.task_id):
+            return
+    while len(_PREPARED) > 64:  # tasks sent ahead and then not run here (a shutdown)
+        _PREPARED.pop(next(iter(_PREPARED)))
+
+
+run_task.prefetch = _prefetch  # type: ignore[attr-defined]
 
 
 def _result(
     task: BacktestTask, bars: Any, code_hash: str, positions: Any, lookahead: list[str]
 ) -> dict[str, Any]:
-    from alphaloop import data as market
     from alphaloop.backtest import metrics, runner
 
     result = runner.evaluate(
@@ -80,7 +143,7 @@ def _result(
     return {
         "metrics": dict(result.metrics),
         "bars": len(bars),
-        "data_fingerprint": market.fingerprint(bars),
+        "data_fingerprint": _fingerprint(bars),
         "code_hash": code_hash,
         "moments": None if moments is None else list(moments),
         "lookahead": lookahead,
@@ -93,9 +156,7 @@ def run_task_in_process(task: BacktestTask) -> dict[str, Any]:
     from alphaloop import data as market
     from alphaloop.backtest import strategy as strategies
 
-    bars = market.load(task.ticker, task.timeframe, task.data_path)
-    if task.start is not None or task.end is not None:
-        bars = market.slice_dates(bars, task.start, task.end)
+    bars = _window(market.load(task.ticker, task.timeframe, task.data_path), task.start, task.end)
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
     params = strategy.resolve_params(task.strategy_parameters)
     with strategies.executing_in_process():
