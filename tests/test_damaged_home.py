@@ -31,11 +31,17 @@ def alphaloop(*args: str, home: Path, timeout: float = 300) -> subprocess.Comple
     )
 
 
-def one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """The single stderr line of a refused command (exit 2), checked for ``fragments``."""
+def one_line_error(
+    proc: subprocess.CompletedProcess[str], *fragments: str, warnings: bool = False
+) -> str:
+    """The single stderr line of a refused command (exit 2), checked for ``fragments``; with
+    ``warnings``, one-line warnings may come before it."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
+    if warnings:
+        assert all(line.startswith("WARNING ") for line in lines[:-1]), proc.stderr
+        lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert len(lines[0]) <= 300
     for fragment in fragments:
@@ -184,6 +190,28 @@ def test_lost_or_damaged_records_cannot_be_rebuilt(
     # left as it was: not replaced by a new, empty tracker
     assert (tracker.read_bytes() if tracker.exists() else None) == after
     assert alphaloop("status", wid, home=home).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("forget", "what"),
+    [
+        ("DELETE FROM records WHERE sample = 'holdout'", "holdout records, the state counts"),
+        ("DELETE FROM records WHERE rowid IN (SELECT min(rowid) FROM records)",
+         "in-sample records, the state counts"),
+        ("DELETE FROM records; DELETE FROM actions; DELETE FROM experiments", "no experiment"),
+    ],
+)
+def test_records_older_than_the_state_are_refused(
+    copy: tuple[Path, Path, str], forget: str, what: str
+) -> None:
+    """A valid tracker that lacks what the state says was recorded (an old backup put back):
+    resume would search on without those records, so it refuses."""
+    home, folder, wid = copy
+    with sqlite3.connect(folder / "tracker.db") as conn:
+        conn.executescript("DROP TRIGGER records_no_delete; " + forget)
+    # (the tracker warns that the JSON lines know records it does not)
+    one_line_error(alphaloop("resume", wid, home=home), "tracker.db are older than the workflow",
+                   what, "resume cannot rebuild them", warnings=True)
 
 
 @pytest.mark.parametrize(

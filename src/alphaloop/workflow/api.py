@@ -112,6 +112,8 @@ def _assemble(
     tracker = ExperimentTracker(
         home, wid, existing=resuming and state.state.current_experiment_id is not None
     )
+    if resuming:
+        _check_records(tracker, state)
     queue = _open_queue(workflow_dir(home, wid) / QUEUE_FILENAME) if resuming else TaskQueue(
         workflow_dir(home, wid) / QUEUE_FILENAME
     )
@@ -321,6 +323,27 @@ def _settings_problem(settings: Any) -> str | None:
                 or not math.isfinite(value) or value < 0):
             return f"damaged ({key} is not a number >= 0)"
     return None
+
+
+def _check_records(tracker: ExperimentTracker, state: StateManager) -> None:
+    """`HomeError` if the tracker holds less than the state says was recorded (a copy older
+    than the state, e.g. restored from a backup): the search would go on without them."""
+    s = state.state
+    counts = tracker.counts()
+    known = {e.experiment_id for e in tracker.experiments()}
+    short = None
+    if s.current_experiment_id is not None and s.current_experiment_id not in known:
+        short = f"no experiment {s.current_experiment_id}"
+    elif counts["in_sample"] < s.variants_tried:
+        short = f"{counts['in_sample']} in-sample records, the state counts {s.variants_tried}"
+    elif counts["holdout"] < s.holdout_looks:
+        short = f"{counts['holdout']} holdout records, the state counts {s.holdout_looks}"
+    if short:
+        tracker.close()
+        raise HomeError(
+            f"experiment records {tracker.db_path} are older than the workflow ({short}); "
+            f"resume cannot rebuild them: restore a newer copy or start the workflow again"
+        )
 
 
 _QUEUE_TABLES = ("tasks",)

@@ -569,6 +569,13 @@ class ExperimentTracker:
                 "USING (experiment_id) WHERE r.task_id = ?", (task_id,)).fetchone()
         return None if row is None else self._record(row[0], row[1])
 
+    def counts(self) -> dict[str, int]:
+        """How many records each sample has: ``{"in_sample": n, "holdout": m}``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT sample, COUNT(*) FROM records GROUP BY sample")
+            found = {str(sample): int(n) for sample, n in rows}
+        return {"in_sample": found.get("in_sample", 0), "holdout": found.get("holdout", 0)}
+
     def experiments(self) -> list[Experiment]:
         """Every experiment of the workflow in creation order, with its action if decided."""
         with self._lock:
