@@ -171,6 +171,20 @@ def test_a_queue_lost_mid_search_is_rebuilt_to_the_same_result(
     assert comparable(resumed) == comparable(reference)
 
 
+def test_a_lost_proposals_file_mid_search(tmp_path: Path, pool: LocalPool) -> None:
+    home = tmp_path / "home"
+    with pytest.raises(KeyboardInterrupt):  # stopped during the first experiment's batch
+        run_workflow("GOOG", "", ["num_trades>=1"], home=home, n_variants=2,
+                     executor=StopAfter(pool, 2))
+    (folder,) = (home / "workflows").iterdir()
+    state = StateManager.load(folder.name, home).state
+    assert state.current_phase == "BACKTESTING"
+    proposals = folder / f"{state.current_experiment_id}_proposals.json"
+    proposals.unlink()
+    one_line_error(alphaloop("resume", folder.name, home=home), str(proposals),
+                   "cannot be used (no such file or directory)", "resume cannot rebuild it")
+
+
 # --- the records and the settings: start the workflow again ---------------------------------
 
 
@@ -255,6 +269,12 @@ def test_a_damaged_workflow_does_not_stop_the_others(copy: tuple[Path, Path, str
 
 
 # --- the home folder itself ------------------------------------------------------------------
+
+
+def test_run_where_the_workflows_folder_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "workflows").write_text("not a folder")
+    one_line_error(alphaloop(*RUN, home=tmp_path), f"cannot create a workflow in home folder "
+                   f"{tmp_path} (file exists)", "then run again")
 
 
 def test_read_only_commands_never_create_the_home(tmp_path: Path) -> None:

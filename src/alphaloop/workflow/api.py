@@ -193,9 +193,10 @@ def run_workflow(
             max_parallel_workers=getattr(executor, "max_workers", 1) if executor else 1,
         )
     except OSError as exc:
-        err = storage_error(exc, root, "run again", elsewhere=True)
-        if err is None:
-            raise
+        err = storage_error(exc, root, "run again", elsewhere=True) or HomeError(
+            f"cannot create a workflow in home folder {root} ({_why(exc)}); pass --home (or "
+            "set ALPHALOOP_HOME) to a folder you can write, then run again"
+        )
         raise err from exc
     folder = workflow_dir(root, state.state.workflow_id)
     try:
@@ -231,6 +232,13 @@ def _run(
         return orchestrator.run()
     except (OSError, sqlite3.Error) as exc:
         err = storage_error(exc, state.home, f"`alphaloop resume {wid}` carries on")
+        if err is None and isinstance(exc, OSError) and exc.filename is not None:
+            # a workflow file the run needs and cannot rebuild (research_<n>.json and
+            # tools.json are regenerated; a lost <exp>_proposals.json is not)
+            err = HomeError(
+                f"workflow file {exc.filename} cannot be used ({_why(exc)}); resume cannot "
+                f"rebuild it: {_START_AGAIN}"
+            )
         if err is None:
             raise
         raise err from exc
@@ -279,6 +287,10 @@ def resume_workflow(
 
 
 # --- damaged files ---------------------------------------------------------------------------
+
+
+def _why(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def _read_settings(folder: Path) -> dict[str, Any]:
