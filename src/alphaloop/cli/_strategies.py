@@ -117,17 +117,24 @@ def check_command(
     positive_seconds(timeout, "--timeout")
     memory_limit = parse_bytes(memory)
     files = _files(path)
-    bars = load(ticker, timeframe, data)
-    read: dict[Path, Strategy | str] = {}
-    for f in files:
-        try:
-            read[f] = load_strategy(f)
-        except StrategyError as exc:
-            read[f] = str(exc)
-    untrusted = [s.name for s in read.values() if isinstance(s, Strategy) and not s.is_library]
-    check_confinement(unconfined, untrusted)
+    host = Host(memory_limit=memory_limit).start()  # imports while the files are read
+    try:
+        bars = load(ticker, timeframe, data)
+        read: dict[Path, Strategy | str] = {}
+        for f in files:
+            try:
+                read[f] = load_strategy(f)
+            except StrategyError as exc:
+                read[f] = str(exc)
+        untrusted = [
+            s.name for s in read.values() if isinstance(s, Strategy) and not s.is_library
+        ]
+        check_confinement(unconfined, untrusted)
+    except BaseException:
+        host.close()
+        raise
     failed = 0
-    with Host(memory_limit=memory_limit) as host:
+    with host:
         for f, strat in read.items():
             name = clean_message(f.stem, 80)
             if isinstance(strat, str):

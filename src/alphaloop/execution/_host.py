@@ -81,6 +81,12 @@ class Host:
         self._fn = None
         self._ready = False
 
+    def start(self) -> Host:
+        """Start the worker now (it imports for a second or so; start it before other work
+        so that overlaps). Returns self."""
+        self._ensure()
+        return self
+
     def run(self, fn: TaskFn, task: BacktestTask, timeout: float | None = None) -> dict[str, Any]:
         """``fn(task)`` in the worker; raises `TaskFailed` (with the worker's message) when it
         fails, times out (the worker is killed) or the worker dies."""
@@ -167,8 +173,14 @@ def shared() -> Host:
 
 
 def run_once(
-    fn: TaskFn, task: BacktestTask, *, timeout: float | None, memory_limit: int | None
+    fn: TaskFn,
+    task: BacktestTask,
+    *,
+    timeout: float | None,
+    memory_limit: int | None,
+    host: Host | None = None,
 ) -> dict[str, Any]:
-    """``fn(task)`` in a clean worker started for it, then stopped (`TaskFailed` on failure)."""
-    with Host(memory_limit=memory_limit) as host:
-        return host.run(fn, task, timeout=timeout)
+    """``fn(task)`` in a clean worker (``host``, or one started for it), which is stopped
+    afterwards (`TaskFailed` on failure)."""
+    with host or Host(memory_limit=memory_limit) as h:
+        return h.run(fn, task, timeout=timeout)
