@@ -457,6 +457,25 @@ def test_retired_strategies_persist(tmp_path: Path) -> None:
     assert s.lessons_learned == ["retired spinner"]
 
 
+def test_create_writes_its_files_before_the_state(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    real = state_mod.atomic_write_text
+
+    def spy(path: Path, text: str) -> bool:
+        order.append(Path(path).name)
+        return real(path, text)
+
+    monkeypatch.setattr(state_mod, "atomic_write_text", spy)
+    sm = make(tmp_path, files={"settings.json": '{"n_variants": 3}'})
+    assert order == ["settings.json", "state.json"]  # killed in between: no state, no workflow
+    assert json.loads((sm.dir / "settings.json").read_text()) == {"n_variants": 3}
+    with pytest.raises(ConfigError, match="plain file name"):
+        make(tmp_path, files={"../escape.json": "{}"})
+    assert [s.workflow_id for s in list_workflows(tmp_path)] == [sm.workflow_id]
+    assert len(list((tmp_path / "workflows").iterdir())) == 1  # the refused one was removed
+
+
 def test_create_with_bad_settings_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="invalid workflow settings"):
         make(tmp_path, max_total_iterations=0)

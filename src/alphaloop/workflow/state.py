@@ -42,9 +42,10 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -393,24 +394,40 @@ class StateManager:
 
     @classmethod
     def create(cls, home: Path, *, research_directive: str, ticker: str,
-               quality_criteria: dict[str, float], **fields: Any) -> StateManager:
+               quality_criteria: dict[str, float], files: Mapping[str, str] | None = None,
+               **fields: Any) -> StateManager:
         """Create a workflow with a fresh id; ``fields`` are any other ``WorkflowState``
         fields (timeframe, limits, seed, ...). The workflow directory is claimed exclusively,
-        so two processes never get the same id."""
+        so two processes never get the same id.
+
+        ``files`` (name -> text, e.g. ``{"settings.json": ...}``) are written atomically into
+        the new directory BEFORE its state file: a workflow that has a state always has them,
+        however the creating process dies. If one cannot be written the directory is removed
+        and the error propagates."""
         home = Path(home)
         (home / "workflows").mkdir(parents=True, exist_ok=True)
         for _ in range(100):
             wid = new_workflow_id()
+            folder = workflow_dir(home, wid)
             try:
-                os.mkdir(workflow_dir(home, wid))
+                os.mkdir(folder)
             except FileExistsError:
                 continue
             try:
                 state = WorkflowState(workflow_id=wid, research_directive=research_directive,
                                       ticker=ticker, quality_criteria=quality_criteria, **fields)
             except ValidationError as exc:
-                os.rmdir(workflow_dir(home, wid))
+                os.rmdir(folder)
                 raise ConfigError(f"invalid workflow settings: {_first_error(exc)}") from exc
+            try:
+                for name, text in (files or {}).items():
+                    if name == STATE_FILE or Path(name).name != name:
+                        raise ConfigError(f"cannot create workflow file {name!r}: give a plain "
+                                          f"file name other than {STATE_FILE}")
+                    atomic_write_text(folder / name, text)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             return cls(wid, home, initial=state)
         raise ConfigError(f"could not claim a new workflow directory under {home}/workflows; "
                           "check that it is writable")
