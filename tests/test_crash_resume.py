@@ -394,6 +394,7 @@ def _diff(a: Any, b: Any, where: str = "") -> Iterator[str]:
         yield f"{where}: {str(b)[:160]} (uninterrupted: {str(a)[:160]})"
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the runs are forked from a helper process")
 def test_kill_after_every_commit_then_resume_gives_the_uninterrupted_result(
     tmp_path: Path,
 ) -> None:
