@@ -443,6 +443,8 @@ STATIC_HOLES = [
     ("x = np.show_config", "forbidden attribute: 'show_config'"),
     ("def f(d): return d.query('close > 1')", "forbidden attribute: 'query'"),
     ("import pandas as pd; x = pd.api.extensions.register_series_accessor", "'register_series"),
+    ("import pandas as pd; x = pd.core.accessor.delegate_names", "'delegate_names' changes"),
+    ("import pandas as pd; x = pd.core.common.temp_setattr", "'temp_setattr' changes library"),
     # Cython function internals and other frame/code attributes, in getattr-free chains
     ("import talib; x = talib.func.bytes2str.func_globals['sys']", "'func_globals' exposes"),
     ("def f(g): return g.func_code", "forbidden attribute: 'func_code'"),

@@ -351,6 +351,7 @@ _FORBIDDEN_ATTRS: Mapping[str, str] = MappingProxyType(
                 "register_index_accessor",
                 "register_extension_dtype",
                 "temp_setattr",
+                "delegate_names",
                 "dataclass",
                 "update_wrapper",
                 "wraps",
@@ -1294,24 +1295,38 @@ def _make_guards() -> _Guards:
 
     # -- attribute reads and writes -------------------------------------------------------
 
+    # Attribute names seen so far -> refusal reason, special kind, or None (plain).
+    attr_kinds: dict[str, str | int | None] = {}
+    attr_kind_get = attr_kinds.get
+    unseen = object()
+
     def guarded_getattr(obj: object, attr: str) -> Any:
-        """Every ``obj.attr`` read in strategy code goes through here."""
-        kind = attr_kind(attr)
+        """Every ``obj.attr`` read in strategy code goes through here. The common cases (a
+        plain name; a plain value, or a module/function already judged) stay inline."""
+        kind = attr_kind_get(attr, unseen)
+        if kind is unseen:
+            kind = attr_kind(attr)
+            if len_(attr_kinds) < 10_000:
+                attr_kinds[attr] = kind
         if type_(kind) is str_:
             raise refuse(attr, kind)  # type: ignore[arg-type]
-        t = type_(obj)
-        verdict = type_verdict_get(t)
-        if verdict is None:
-            verdict = classify(t)
-        if verdict != plain and (reason := violation(obj, verdict)) is not None:
-            raise refuse(attr, f"reading from it: {reason}")
+        verdict = type_verdict_get(type_(obj))
+        if verdict != plain:
+            entry = object_verdict_get(id_(obj))
+            if entry is None or entry[0] is not obj or entry[1] is not None:
+                if verdict is None:
+                    verdict = classify(type_(obj))
+                if verdict != plain and (reason := violation(obj, verdict)) is not None:
+                    raise refuse(attr, f"reading from it: {reason}")
         value = getattr_(obj, attr)
-        t = type_(value)
-        verdict = type_verdict_get(t)
-        if verdict is None:
-            verdict = classify(t)
-        if verdict != plain and (reason := violation(value, verdict)) is not None:
-            raise refuse(attr, reason)
+        verdict = type_verdict_get(type_(value))
+        if verdict != plain:
+            entry = object_verdict_get(id_(value))
+            if entry is None or entry[0] is not value or entry[1] is not None:
+                if verdict is None:
+                    verdict = classify(type_(value))
+                if verdict != plain and (reason := violation(value, verdict)) is not None:
+                    raise refuse(attr, reason)
         if kind is None:
             return value
         return special(obj, attr, kind, value)  # type: ignore[arg-type]
