@@ -442,6 +442,7 @@ STATIC_HOLES = [
     ("import pandas as pd; pd.show_versions(as_json='x')", "forbidden attribute: 'show_versions'"),
     ("x = np.show_config", "forbidden attribute: 'show_config'"),
     ("def f(d): return d.query('close > 1')", "forbidden attribute: 'query'"),
+    ("def f(ref): return ref.evaluate()", "forbidden attribute: 'evaluate'"),  # ForwardRef, 3.14
     ("import pandas as pd; x = pd.api.extensions.register_series_accessor", "'register_series"),
     ("import pandas as pd; x = pd.core.accessor.delegate_names", "'delegate_names' changes"),
     ("import pandas as pd; x = pd.core.common.temp_setattr", "'temp_setattr' changes library"),

@@ -333,7 +333,7 @@ _FORBIDDEN_ATTRS: Mapping[str, str] = MappingProxyType(
             "is a build/test/plotting tool strategies do not need",
         ),
         **dict.fromkeys(
-            ("eval", "query", "get_type_hints", "ForwardRef", "evaluate_forward_ref"),
+            ("eval", "query", "evaluate", "get_type_hints", "ForwardRef", "evaluate_forward_ref"),
             "evaluates code from a string, which the check cannot see",
         ),
         **dict.fromkeys(
