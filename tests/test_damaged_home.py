@@ -383,3 +383,31 @@ def test_a_full_disk_loses_nothing_and_resume_finishes(tmp_path: Path, small_dis
     resumed = alphaloop("resume", wid, "--json", home=home)
     assert resumed.returncode == 0, resumed.stderr
     assert comparable(json.loads(resumed.stdout)) == comparable(json.loads(reference.stdout))
+
+
+def test_commands_on_a_disk_with_no_room_at_all(
+    finished: tuple[Path, str, dict[str, Any]], small_disk: Path
+) -> None:
+    home = small_disk / "home"
+    shutil.copytree(finished[0], home)
+    wid = finished[1]
+    for companion in home.glob("workflows/*/*.db-*"):  # as after a clean close
+        companion.unlink()
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as fh:  # every last byte
+        for chunk in (65536, 4096, 512, 1):
+            try:
+                while fh.write(b"\0" * chunk):
+                    pass
+            except OSError:
+                continue
+    status = alphaloop("status", home=home)
+    assert status.returncode == 0 and wid in status.stdout
+    # reading a WAL database needs room for its -shm file; resume needs room to write
+    for command in ("show", "resume"):
+        one_line_error(alphaloop(command, wid, home=home), f"cannot write to home folder {home} "
+                       "(no space left on the device); free some space")
+    filler.unlink()
+    assert alphaloop("show", wid, home=home).returncode == 0
+    resumed = alphaloop("resume", wid, "--json", home=home)
+    assert resumed.returncode == 0 and json.loads(resumed.stdout) == finished[2]

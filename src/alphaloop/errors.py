@@ -105,6 +105,11 @@ _SQLITE_PROBLEMS = {
     "database or disk is full": "no space left on the device",
     "attempt to write a readonly database": "read-only file system",
 }
+_SQLITE_CODES = {
+    13: "no space left on the device",  # SQLITE_FULL
+    4874: "no space left on the device",  # SQLITE_IOERR_SHMSIZE: the -shm file cannot grow
+    8: "read-only file system",  # SQLITE_READONLY (primary code)
+}
 
 
 def storage_problem(exc: BaseException | None) -> str | None:
@@ -118,6 +123,9 @@ def storage_problem(exc: BaseException | None) -> str | None:
         if isinstance(exc, OSError) and exc.errno in _OS_PROBLEMS:
             return _OS_PROBLEMS[exc.errno]
         if isinstance(exc, sqlite3.OperationalError):
+            code = getattr(exc, "sqlite_errorcode", None)
+            if isinstance(code, int) and (code in _SQLITE_CODES or code & 0xFF == 8):
+                return _SQLITE_CODES.get(code, _SQLITE_CODES[8])
             text = str(exc).lower()
             for needle, what in _SQLITE_PROBLEMS.items():
                 if needle in text:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -358,6 +359,7 @@ def show(
     from rich.tree import Tree
 
     from alphaloop.execution import resolve_home
+    from alphaloop.execution._home import storage_error
     from alphaloop.workflow.state import StateManager
     from alphaloop.workflow.tracker import TRACKER_DB, ExperimentTracker
 
@@ -371,7 +373,11 @@ def show(
     if s.current_experiment_id is None and not (st.dir / TRACKER_DB).exists():
         _out().print(tree)  # no experiment yet: nothing recorded, nothing lost
         return
-    with ExperimentTracker(root, workflow_id, readonly=True) as tracker:
+    try:
+        tracker = ExperimentTracker(root, workflow_id, readonly=True)
+    except sqlite3.Error as exc:  # reading a WAL file needs room for its -shm companion
+        raise storage_error(exc, root, "show it again") or exc from None
+    with tracker:
         for node in tracker.tree():
             e = node.experiment
             branch = tree.add(
