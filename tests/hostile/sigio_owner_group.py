@@ -1,0 +1,51 @@
+"""SIGIO to the whole process group, for 3 seconds: kill the other strategies' processes.
+
+Attack (own): like ``sigio_owner_victim`` but the owner is the process group (``F_SETOWN``
+with ``-pgrp``), the signal SIGTERM (which this process ignores, and every other strategy
+process takes with the default action), fired every few milliseconds for 3 seconds (on the
+first call only: the look-ahead check calls the strategy again). In a pool
+with several workers the strategy processes of the *other* workers (uid 65534, same process
+group) die: their honest strategies fail ("crashed its process") and may be excluded from the
+workflow. This process then returns "always long".
+Should be stopped by: the kernel boundary (a Landlock signal scope, or seccomp on
+``F_SETOWN``/``F_SETSIG``); putting each strategy process in its own process group would only
+narrow the group route, not the pid route of ``sigio_owner_victim``.
+"""
+# honest-positions: long
+
+import fcntl
+import os
+import signal
+import time
+
+import numpy as np
+import pandas as pd
+
+PARAMETERS = {}
+
+F_SETSIG = 10
+_done = []
+
+
+def generate_positions(data, **params):
+    if _done:
+        return pd.Series(np.ones(len(data)), index=data.index)
+    _done.append(True)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGIO, signal.SIG_IGN)
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    fired = 0
+    try:
+        fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp())
+        fcntl.fcntl(r, F_SETSIG, signal.SIGTERM)
+        fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            os.write(w, b"x")
+            os.read(r, 16)
+            fired += 1
+            time.sleep(0.002)
+    except OSError:
+        pass
+    return pd.Series(np.ones(len(data)) + 0 * fired, index=data.index)
