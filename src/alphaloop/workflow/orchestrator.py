@@ -108,6 +108,9 @@ class Parts:
     n_variants: int = 8
     commission: float = 0.001
     slippage_bps: float = 0.0
+    unconfined_ok: bool = False
+    """Where the kernel cannot confine strategy code, run it anyway (all code is alphaloop's
+    own, or the user passed --unconfined); see `BacktestTask.unconfined_ok`."""
 
 
 WorkflowResult = dict[str, Any]
@@ -348,6 +351,7 @@ class Orchestrator:
             check_lookahead=not holdout,
             commission=self.p.commission,
             slippage_bps=self.p.slippage_bps,
+            unconfined_ok=self.p.unconfined_ok,
         )
 
     def _drain(self) -> None:
