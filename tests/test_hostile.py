@@ -1101,8 +1101,12 @@ def test_run_metrics_not_faked(workflow_run: WorkflowRun) -> None:
 
 def test_run_later_results_unchanged(workflow_run: WorkflowRun) -> None:
     """Every task of a library strategy (tool development included) completed, with the
-    result computed again here, in this process; no hostile neighbour changed or failed it."""
+    result computed again here, in this process; no hostile neighbour changed or failed it,
+    and no library family was retired."""
     problems, compared = [], 0
+    for state in workflow_run.arena.run_home.glob("workflows/*/state.json"):
+        retired = json.loads(state.read_text()).get("retired_strategies") or {}
+        problems += [f"library family {f} retired" for f in retired if f in library_names()]
     for tid, (task, res, err) in workflow_run.tasks.items():
         if task.strategy_name.split("+")[0] not in library_names():
             continue

