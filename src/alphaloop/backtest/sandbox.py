@@ -68,6 +68,8 @@ Runtime guards (hold where the source does not show the value)
 - The guards keep their own references to the builtins and rule tables they use (closure
   locals captured at import, read-only tables): rebinding ``isinstance``, ``id``, ``type`` or
   a rule table in this module's globals does not switch them off.
+- Cost: about 0.4 us per attribute read (verdicts are cached per name, type and object); a
+  library strategy makes 4 to 8 reads per ``generate_positions`` call.
 
 The switch
 ----------
@@ -90,7 +92,9 @@ Known gaps (accepted: the kernel is the boundary)
   enough to switch this layer off).
 - Global library state can still be changed for the process: ``pd.set_option``,
   ``pd.options.x = ...`` (an object, not a class), ``np.seterr``, ABC ``register``, and
-  library helpers this module does not name that set attributes for their caller.
+  library helpers this module does not name that set attributes for their caller; shared
+  read-only arrays (the indicator memo) can be made writeable again
+  (``x.flags.writeable = True``) and changed for later callers in the same process.
 - A format string handed to library code that formats it itself (never read as ``.format``
   by strategy code) is not checked; the ``%`` operator only does mapping lookups.
 - This module lives in the process it guards: a strategy that escapes can patch it for every
