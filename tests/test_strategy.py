@@ -505,7 +505,9 @@ def test_memo_hits_for_the_same_content(fresh_memo):
     copy = ind.sma(CLOSE.copy(), 10)  # a writeable copy: same content, hashed
     info = ind.memo_info()
     assert info.misses == 1 and info.hits == 2
-    assert again is first and copy is first
+    assert np.shares_memory(again, first) and np.shares_memory(copy, first)  # one result
+    with pytest.raises(ValueError, match="WRITEABLE"):  # and nobody can poison it
+        again.flags.writeable = True
     assert not first.flags.writeable  # shared results are read-only
     with pytest.raises(ValueError):
         first[0] = 1.0

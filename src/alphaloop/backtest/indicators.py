@@ -218,7 +218,12 @@ def _period(value: object, name: str, low: int = 1) -> int:
 
 def _cached(name: str, params: tuple, inputs: tuple[np.ndarray, ...], fn: Callable[[], Any]):
     key = (name, params, *(_MEMO.content_key(a) for a in inputs))
-    return _MEMO.get_or_compute(key, fn)
+    value = _MEMO.get_or_compute(key, fn)
+    # views of the read-only arrays: numpy will not let a view be made writeable again, so a
+    # caller cannot poison the memo for the next one (the array itself could be)
+    if isinstance(value, tuple):
+        return tuple(a.view() for a in value)
+    return value.view()
 
 
 def _nan_like(a: np.ndarray) -> np.ndarray:
