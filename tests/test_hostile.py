@@ -99,8 +99,9 @@ SMA = {"fast": 12, "slow": 40, "allow_short": True}
 
 # never return: left out of `run` until it has --task-timeout
 HANGS = {"module_body_loops_forever", "orphan_survives_timeout"}
-# one CLI start costs ~5 s: backtest gets a representative subset (every kind of outcome,
-# every escape found so far); all files go through check, run and the pool
+# one CLI start costs ~5 s: backtest gets one file per kind of outcome (success on faked prices,
+# a read leak, a timeout that leaves an orphan, the memory limit, a crash, a hostile message,
+# an unreadable file); every file goes through check and run
 BACKTEST = [
     "control_buy_and_hold",
     "fake_prices_inplace",
@@ -142,8 +143,21 @@ POOL = [
     "module_body_allocates_3gib",
     "orphan_survives_timeout",
 ]
-# a generated file whose NAME is terminal escape sequences (not kept in git)
+# files made by the test (not kept in git): one whose NAME is terminal escape sequences, and an
+# honest one that sorts first, so that the worker's warm-up (charged to the first task, ~4 s on
+# a loaded machine) never makes an attack time out instead of showing what it does
 EVIL_NAME = "evil_name\x1b]0;pwned\x07\x1b[2J"
+WARM_UP = "aaa_first_pays_the_warm_up"
+WARM_UP_SOURCE = '''"""Honest and first in name order (made by the test)."""
+
+import numpy as np
+
+PARAMETERS = {}
+
+
+def generate_positions(data, **params):
+    return np.ones(len(data))
+'''
 EVIL_NAME_SOURCE = '''"""A strategy whose file name is escape sequences (made by the test)."""
 
 PARAMETERS = {}
@@ -336,15 +350,15 @@ def sensitive_paths() -> list[Path]:
     ]
 
 
+POISON = b"hostile-poison_python_caches"  # what poison_python_caches appends
+
+
 def file_state(paths: list[Path]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for p in paths:
-        if p.exists():
-            st = p.stat()
-            out[str(p)] = (st.st_mode, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-        else:
-            out[str(p)] = None
-    return out
+    """Whether each file exists and carries the poison (other changes may be legitimate:
+    numba refreshing its cache, someone editing the source)."""
+    return {str(p): p.exists() and POISON in p.read_bytes() for p in paths} | {
+        f"{p} exists": p.exists() for p in paths[:3]
+    }
 
 
 def stray_system_files() -> set[str]:
@@ -438,8 +452,9 @@ class Arena:
             "SHM_KEY": str(self.shm.key),
         }
 
-    def prepare(self, paths: list[Path], evil_name: bool = True) -> Path:
-        """Copy ``paths`` into the arena's strategy folder, placeholders filled in."""
+    def prepare(self, paths: list[Path], generated: bool = True) -> Path:
+        """Copy ``paths`` into the arena's strategy folder, placeholders filled in (and, with
+        ``generated``, the two files the test makes)."""
         self.folder.mkdir(exist_ok=True)
         values = self.placeholders()
         for p in paths:
@@ -448,8 +463,9 @@ class Arena:
                 text = text.replace(f"@@{k}@@", v)
             assert "@@" not in text, f"{p.name}: unknown placeholder"
             (self.folder / p.name).write_text(text)
-        if evil_name:
+        if generated:
             (self.folder / f"{EVIL_NAME}.py").write_text(EVIL_NAME_SOURCE)
+            (self.folder / f"{WARM_UP}.py").write_text(WARM_UP_SOURCE)
         return self.folder
 
     def env(self, tmp: Path) -> dict[str, str]:
@@ -784,7 +800,7 @@ def check_run(arenas: dict[str, Arena], tmp_path_factory: pytest.TempPathFactory
 def test_check_reports_every_file_on_one_clean_line(check_run: CheckRun) -> None:
     cmd = check_run.cmd
     problems = output_problems(cmd.stdout, "stdout") + output_problems(cmd.stderr, "stderr")
-    names = [p.stem for p in hostile_files()] + [EVIL_NAME]
+    names = [p.stem for p in hostile_files()] + [EVIL_NAME, WARM_UP]
     if cmd.rc != 1:
         problems.append(f"exit code {cmd.rc}, expected 1 (some files fail)")
     for line in cmd.stdout.splitlines():
@@ -858,7 +874,7 @@ def backtest_runs(
     arenas: dict[str, Arena], tmp_path_factory: pytest.TempPathFactory
 ) -> BacktestRuns:
     arena = arenas["backtest"] = Arena("backtest", tmp_path_factory.mktemp("backtest"))
-    folder = arena.prepare([HOSTILE / f"{n}.py" for n in BACKTEST], evil_name=False)
+    folder = arena.prepare([HOSTILE / f"{n}.py" for n in BACKTEST], generated=False)
 
     def one(name: str) -> Command:
         return run_cli(
@@ -872,7 +888,7 @@ def backtest_runs(
                 str(arena.data),
                 "--json",
                 "--timeout",
-                str(TIMEOUT),
+                str(TIMEOUT if name in HANGS else 60),  # alone: it pays the warm-up
                 "--memory",
                 MEMORY,
             ],
@@ -1032,7 +1048,7 @@ def workflow_run(arenas: dict[str, Arena], tmp_path_factory: pytest.TempPathFact
         tools = json.loads(p.read_text())
     tasks = _queue_tasks(arena.run_home)
     (arena.root / "outcomes.txt").write_text(json.dumps(tools, indent=1))
-    included = [p.stem for p in files] + [EVIL_NAME]
+    included = [p.stem for p in files] + [EVIL_NAME, WARM_UP]
     return WorkflowRun(arena, cmd, result, included, tools, tasks)
 
 
@@ -1184,14 +1200,32 @@ def _pool(
     workers: int,
     monkeypatch: pytest.MonkeyPatch,
     task_timeout: float,
+    later: list[BacktestTask] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str | None], ProcessWatcher]:
+    """Run ``tasks`` in a LocalPool of ``workers`` (TMPDIR, secrets and the switch set as for
+    the CLI); ``later`` are enqueued while it runs, once a strategy process shows a file
+    named ``firing`` in its private temp."""
     for k, v in {**arena.env_secrets, **SWITCH}.items():
         monkeypatch.setenv(k, v)
     tmp = arena.tmp(f"pool-{workers}")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    queue = TaskQueue(arena.root / f"queue-{workers}.db")
+    db = arena.root / f"queue-{workers}.db"
+    later = later or []
+    queue = TaskQueue(db)
     queue.enqueue_batch(tasks)
     watcher = ProcessWatcher(os.getpid())
+
+    def enqueue_later() -> None:
+        deadline = time.monotonic() + 120
+        while not list(tmp.glob("*/*/firing")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        q = TaskQueue(db, recover=False)
+        q.enqueue_batch(later)
+        q.close()
+
+    helper = threading.Thread(target=enqueue_later, daemon=True) if later else None
+    if helper:
+        helper.start()
     try:
         with LocalPool(
             workers,
@@ -1203,8 +1237,11 @@ def _pool(
             pool.run(queue, run_task)
     finally:
         watcher.stop()
-    results = {t.task_id: queue.get_result(t.task_id) for t in tasks}
-    errors = {t.task_id: queue.get_error(t.task_id) for t in tasks}
+        if helper:
+            helper.join(5)
+    everything = [*tasks, *later]
+    results = {t.task_id: queue.get_result(t.task_id) for t in everything}
+    errors = {t.task_id: queue.get_error(t.task_id) for t in everything}
     queue.close()
     watcher.leftovers = leftovers(tmp)
     watcher.tmp_left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))[:10]
@@ -1217,7 +1254,7 @@ def pool_run(
 ) -> Iterator[PoolRun]:
     arena = arenas["pool"] = Arena("pool", tmp_path_factory.mktemp("pool"))
     files = [HOSTILE / f"{n}.py" for n in POOL]
-    folder = arena.prepare(files, evil_name=False)
+    folder = arena.prepare(files, generated=False)
     sma = library_source("sma_crossover")
     sma_ref = run_task_in_process(_task("ref", sma, "sma_crossover", arena.data, SMA))["metrics"]
     tasks, order = [_task("sma-0", sma, "sma_crossover", arena.data, SMA)], []
@@ -1281,28 +1318,27 @@ def test_pool_metrics_not_faked(pool_run: PoolRun) -> None:
 def test_pool_neighbour_cannot_kill_strategy_processes(
     arenas: dict[str, Arena], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Two workers: the group-SIGIO file fires for 4 s on one while the other runs
-    sma_crossover variants (look-ahead check on, so they take a while). Every variant must
-    complete with the result computed in this process."""
+    """Two workers: ``sigio_owner_group`` fires for 5 s on one; two ``sma_crossover`` tasks
+    warm the other up, and twelve variants are queued once the attack has begun (it marks its
+    private temp), so they run while it fires. Every variant must complete with the result
+    computed in this process."""
     arena = arenas["pool2"] = Arena("pool2", tmp_path_factory.mktemp("pool2"))
-    folder = arena.prepare([HOSTILE / "sigio_owner_group.py"], evil_name=False)
+    folder = arena.prepare([HOSTILE / "sigio_owner_group.py"], generated=False)
     sma = library_source("sma_crossover")
-    variants = [{"fast": f, "slow": 40 + f, "allow_short": True} for f in range(2, 14)]
-    tasks = [
-        _task(
-            "h-group",
-            (folder / "sigio_owner_group.py").read_text(),
-            "sigio_owner_group",
-            arena.data,
-            priority=1,
-        )
-    ]
-    tasks += [
+    variants = [{"fast": f, "slow": 40 + f, "allow_short": True} for f in range(2, 16)]
+    source = (folder / "sigio_owner_group.py").read_text()
+    first = [
+        _task("h-group", source, "sigio_owner_group", arena.data, {"seconds": 5.0}, priority=2),
+        *[_task(f"sma-{i}", sma, "sma_crossover", arena.data, variants[i], priority=1)
+          for i in (0, 1)],
+    ]  # fmt: skip
+    later = [
         _task(f"sma-{i}", sma, "sma_crossover", arena.data, v, lookahead=True)
         for i, v in enumerate(variants)
+        if i > 1
     ]
     with pytest.MonkeyPatch.context() as mp:
-        results, errors, _watcher = _pool(arena, tasks, 2, mp, 60.0)
+        results, errors, _watcher = _pool(arena, first, 2, mp, 60.0, later)
     problems = []
     for i, v in enumerate(variants):
         ref = run_task_in_process(_task("ref", sma, "sma_crossover", arena.data, v))["metrics"]

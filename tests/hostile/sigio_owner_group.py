@@ -2,8 +2,8 @@
 
 Attack (own): like ``sigio_owner_victim`` but the owner is the process group (``F_SETOWN``
 with ``-pgrp``), the signal SIGTERM (which this process ignores, and every other strategy
-process takes with the default action), fired every few milliseconds for 3 seconds (on the
-first call only: the look-ahead check calls the strategy again). In a pool
+process takes with the default action), fired every few milliseconds for ``seconds`` (3 by
+default; on the first call only: the look-ahead check calls the strategy again). In a pool
 with several workers the strategy processes of the *other* workers (uid 65534, same process
 group) die: their honest strategies fail ("crashed its process") and may be excluded from the
 workflow. This process then returns "always long".
@@ -21,13 +21,13 @@ import time
 import numpy as np
 import pandas as pd
 
-PARAMETERS = {}
+PARAMETERS = {"seconds": {"default": 3.0, "low": 0.5, "high": 8.0}}
 
 F_SETSIG = 10
 _done = []
 
 
-def generate_positions(data, **params):
+def generate_positions(data, seconds=3.0):
     if _done:
         return pd.Series(np.ones(len(data)), index=data.index)
     _done.append(True)
@@ -40,7 +40,8 @@ def generate_positions(data, **params):
         fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp())
         fcntl.fcntl(r, F_SETSIG, signal.SIGTERM)
         fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
-        deadline = time.monotonic() + 3.0
+        open("firing", "w").close()  # in the private temp: the test knows it has begun
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             os.write(w, b"x")
             os.read(r, 16)
