@@ -232,7 +232,8 @@ def _run(
         return orchestrator.run()
     except (OSError, sqlite3.Error) as exc:
         err = storage_error(exc, state.home, f"`alphaloop resume {wid}` carries on")
-        if err is None and isinstance(exc, OSError) and exc.filename is not None:
+        if (err is None and isinstance(exc, OSError) and exc.filename is not None
+                and Path(os.fsdecode(exc.filename)).is_relative_to(state.dir)):
             # a workflow file the run needs and cannot rebuild (research_<n>.json and
             # tools.json are regenerated; a lost <exp>_proposals.json is not)
             err = HomeError(
