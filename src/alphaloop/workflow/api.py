@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -45,7 +44,7 @@ from alphaloop.workflow.orchestrator import (
     split_bars,
 )
 from alphaloop.workflow.routing import RoutingEngine
-from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
+from alphaloop.workflow.state import StateManager, workflow_dir
 from alphaloop.workflow.tracker import ExperimentTracker
 
 __all__ = ["SETTINGS_FILE", "load_strategies", "make_executor", "resume_workflow", "run_workflow"]
@@ -179,6 +178,7 @@ def run_workflow(
     split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction)
     load_strategies(strategies_dir)
     try:
+        # settings.json is written before the state: a workflow with a state always has it
         state = StateManager.create(
             root,
             research_directive=research_directive,
@@ -191,22 +191,13 @@ def run_workflow(
             end=end,
             in_sample_fraction=in_sample_fraction,
             max_parallel_workers=getattr(executor, "max_workers", 1) if executor else 1,
+            files={SETTINGS_FILE: json.dumps(settings, indent=1)},
         )
     except OSError as exc:
         err = storage_error(exc, root, "run again", elsewhere=True) or HomeError(
             f"cannot create a workflow in home folder {root} ({_why(exc)}); pass --home (or "
             "set ALPHALOOP_HOME) to a folder you can write, then run again"
         )
-        raise err from exc
-    folder = workflow_dir(root, state.state.workflow_id)
-    try:
-        atomic_write_text(folder / SETTINGS_FILE, json.dumps(settings, indent=1))
-    except OSError as exc:
-        # the workflow has done nothing yet: take back the folder this call just claimed
-        shutil.rmtree(folder, ignore_errors=True)
-        err = storage_error(exc, root, "run again", elsewhere=True)
-        if err is None:
-            raise
         raise err from exc
     return _run(state, settings, executor, on_event)
 
