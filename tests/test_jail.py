@@ -313,3 +313,20 @@ def test_dask_runs_strategy_code_confined_outside_its_workers(q: TaskQueue) -> N
     assert len(q.attempts("crashes")) == 1
     for t in tasks[:4]:
         assert q.get_result(t.task_id) == run_task_in_process(t), t.task_id
+
+
+def test_run_refuses_user_strategies_without_kernel_confinement(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "long_above_mean.py").write_text(LONG)
+    off = {"ALPHALOOP_TEST_NO_KERNEL_CONFINEMENT": "1"}
+    home = tmp_path / "home"
+    args = ["run", "--ticker", "GOOG", "--strategies", str(folder), "--home", str(home)]
+    proc = alphaloop(*args, env=off)
+    assert proc.returncode == 2
+    line = one_line(proc)
+    assert "long_above_mean" in line and "--unconfined" in line
+    made = home / "workflows"
+    assert not made.exists() or not any(made.iterdir())  # refused before anything is created
+    bad = alphaloop(*args, "--task-timeout", "0")
+    assert bad.returncode == 2 and "--task-timeout" in one_line(bad)

@@ -60,22 +60,18 @@ def check_confinement(unconfined: bool, untrusted: list[str]) -> None:
     """Refuse to run ``untrusted`` strategies (named) when the kernel cannot confine them,
     unless ``--unconfined``; warn on stderr on every run with ``--unconfined``."""
     from alphaloop.execution import confinement
+    from alphaloop.execution._jail import require_kernel
 
-    status = confinement()
-    if unconfined:
-        typer.echo(
-            "warning: --unconfined: "
-            + (
-                "strategy code still runs confined (the kernel can confine it)"
-                if status.ok
-                else f"strategy code runs WITHOUT kernel confinement ({status.describe()})"
-            ),
-            err=True,
-        )
+    if not unconfined:
+        require_kernel(untrusted)
         return
-    if not status.ok and untrusted:
-        raise ConfigError(
-            f"{status.describe()}; strategy code from outside the library "
-            f"({', '.join(untrusted[:3])}) runs only under kernel confinement: use Linux with "
-            "seccomp and Landlock, or pass --unconfined (unsafe)"
-        )
+    status = confinement()
+    typer.echo(
+        "warning: --unconfined: "
+        + (
+            "strategy code still runs confined (the kernel can confine it)"
+            if status.ok
+            else f"strategy code runs WITHOUT kernel confinement ({status.describe()})"
+        ),
+        err=True,
+    )

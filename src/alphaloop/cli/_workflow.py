@@ -25,6 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from alphaloop.cli import app, err_console
+from alphaloop.cli._limits import UnconfinedOpt, check_confinement
 from alphaloop.errors import clean_message
 
 HomeOpt = Annotated[
@@ -32,6 +33,14 @@ HomeOpt = Annotated[
     typer.Option("--home", help="Run folder (default $ALPHALOOP_HOME or ./.alphaloop)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+TaskTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--task-timeout",
+        help="Wall seconds one backtest may run (default: derived from the measured task "
+        "times, max(10 s, 50 x p95), at most 300 s).",
+    ),
+]
 err = err_console
 
 
@@ -249,6 +258,8 @@ def run(
     end: Annotated[str | None, typer.Option(help="Last date.")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    task_timeout: TaskTimeoutOpt = None,
+    unconfined: UnconfinedOpt = False,
 ) -> None:
     """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
     from alphaloop.execution import resolve_home
@@ -258,7 +269,11 @@ def run(
     # --gate replaces the default gate as a whole, so any default criterion can be dropped.
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
     root = str(resolve_home(home))
-    executor = make_executor(backend, workers=workers, scheduler=scheduler)
+    executor = make_executor(
+        backend, workers=workers, scheduler=scheduler, task_timeout=task_timeout
+    )
+    if unconfined:
+        check_confinement(True, [])  # the warning, on every run
     _drive(
         run_workflow,
         executor,
@@ -275,6 +290,7 @@ def run(
         start=start,
         end=end,
         strategies_dir=strategies,
+        unconfined=unconfined,
     )
 
 
@@ -286,13 +302,19 @@ def resume(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    task_timeout: TaskTimeoutOpt = None,
+    unconfined: UnconfinedOpt = False,
 ) -> None:
     """Finish an interrupted workflow and print the same result as `run`."""
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, resume_workflow
 
     root = str(resolve_home(home, create=False))  # resuming never creates a home folder
-    executor = make_executor(backend, workers=workers, scheduler=scheduler)
+    executor = make_executor(
+        backend, workers=workers, scheduler=scheduler, task_timeout=task_timeout
+    )
+    if unconfined:
+        check_confinement(True, [])  # the warning, on every run
     _drive(
         resume_workflow,
         executor,
@@ -300,6 +322,7 @@ def resume(
         root,
         as_json,
         workflow_id=workflow_id,
+        unconfined=unconfined,
     )
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "become_host",
     "current",
     "is_clean_host",
+    "require_kernel",
     "shutdown",
 ]
 
@@ -568,6 +569,20 @@ class _Host:
         if not isinstance(cuts, list) or not all(isinstance(c, str) for c in cuts):
             raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
         return PositionsReply(positions, [clean(c, 40) for c in cuts[:100]])
+
+
+def require_kernel(untrusted: list[str]) -> None:
+    """Raise `ConfinementError` if the kernel cannot confine strategy code and ``untrusted``
+    (names of strategies from outside the library) is not empty: they would run unconfined."""
+    from alphaloop.execution import _confine
+
+    status = _confine.availability()
+    if not status.ok and untrusted:
+        raise _confine.ConfinementError(
+            f"{status.describe()}; strategy code from outside the library "
+            f"({', '.join(untrusted[:3])}) runs only under kernel confinement: use Linux with "
+            "seccomp and Landlock, or pass --unconfined (unsafe)"
+        )
 
 
 _HOST: _Host | None = None

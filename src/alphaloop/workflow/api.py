@@ -34,6 +34,7 @@ from alphaloop.execution import (
     resolve_home,
 )
 from alphaloop.execution._home import storage_error
+from alphaloop.execution._jail import require_kernel
 from alphaloop.execution.task_runner import run_task
 from alphaloop.workflow.gate import QualityCriteria
 from alphaloop.workflow.orchestrator import (
@@ -81,17 +82,26 @@ def load_strategies(strategies_dir: str | None) -> dict[str, Strategy]:
 
 
 def make_executor(
-    backend: str = "local", *, workers: int | None = None, scheduler: str | None = None
+    backend: str = "local",
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    task_timeout: float | None = None,
 ) -> Executor:
-    """A `LocalPool` of `workers` processes, or a `DaskBackend` on `scheduler`."""
+    """A `LocalPool` of `workers` processes, or a `DaskBackend` on `scheduler`.
+    ``task_timeout`` None: derived from measured task times (local), 300 s (Dask)."""
+    if task_timeout is not None and not task_timeout > 0:
+        raise ConfigError(
+            f"--task-timeout must be a positive number of seconds, got {task_timeout:g}"
+        )
     if backend == "local":
-        return LocalPool(max_workers=workers)
+        return LocalPool(max_workers=workers, task_timeout=task_timeout)
     if backend == "dask":
         if not scheduler:
             raise ConfigError("--backend dask needs --scheduler tcp://HOST:PORT")
         from alphaloop.execution.dask_backend import DaskBackend
 
-        return DaskBackend(address=scheduler)
+        return DaskBackend(address=scheduler, task_timeout=task_timeout or 300.0)
     raise ConfigError(f"unknown backend {backend!r}; use local or dask")
 
 
@@ -102,10 +112,14 @@ def _assemble(
     on_event: Event | None,
     *,
     resuming: bool = False,
+    unconfined: bool = False,
 ) -> Orchestrator:
     home = state.home
     wid = state.state.workflow_id
     strategies = load_strategies(settings.get("strategies_dir"))
+    user = [s.name for s in strategies.values() if not s.is_library]
+    if not unconfined:
+        require_kernel(user)
     # A resumed workflow that has experiments must find its records: an empty tracker made in
     # place of a lost one would silently drop them (and the holdout looks) from the search.
     tracker = ExperimentTracker(
@@ -129,6 +143,9 @@ def _assemble(
         n_variants=int(settings.get("n_variants", 8)),
         commission=float(settings.get("commission", 0.001)),
         slippage_bps=float(settings.get("slippage_bps", 0.0)),
+        # without kernel confinement, alphaloop's own code (the library and the refinements
+        # it writes) still runs; a user's code only with --unconfined
+        unconfined_ok=unconfined or not user,
     )
     return Orchestrator(parts, on_event=on_event)
 
@@ -151,8 +168,13 @@ def run_workflow(
     slippage_bps: float = 0.0,
     executor: Executor | None = None,
     on_event: Event | None = None,
+    unconfined: bool = False,
 ) -> WorkflowResult:
     """Run a new workflow to its end and return its result (see `Orchestrator.result`).
+
+    ``unconfined``: where the kernel cannot confine strategy code, run the user's strategies
+    anyway (unsafe; otherwise `ConfinementError` before anything is created). Library code
+    and the refinements alphaloop writes from it run either way.
 
     ``on_event(kind, info)`` is called with ``"phase"``, ``"state"``, ``"decision"`` and
     ``"result"`` events; a ``"result"`` event carries the queue's counts per state and comes
@@ -176,7 +198,9 @@ def run_workflow(
     }
     # fail on bad data, dates or user strategies before creating anything
     split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction)
-    load_strategies(strategies_dir)
+    strategies = load_strategies(strategies_dir)
+    if not unconfined:
+        require_kernel([s.name for s in strategies.values() if not s.is_library])
     try:
         # settings.json is written before the state: a workflow with a state always has it
         state = StateManager.create(
@@ -199,7 +223,7 @@ def run_workflow(
             "set ALPHALOOP_HOME) to a folder you can write, then run again"
         )
         raise err from exc
-    return _run(state, settings, executor, on_event)
+    return _run(state, settings, executor, on_event, unconfined=unconfined)
 
 
 def _run(
@@ -209,6 +233,7 @@ def _run(
     on_event: Event | None,
     *,
     resuming: bool = False,
+    unconfined: bool = False,
 ) -> WorkflowResult:
     """Run the assembled orchestrator; a pool made here (none given) is closed here. A write
     that fails for lack of space or permission becomes a one-line `HomeError` saying that
@@ -217,7 +242,9 @@ def _run(
     executor = executor or LocalPool()
     wid = state.state.workflow_id
     try:
-        orchestrator = _assemble(state, settings, executor, on_event, resuming=resuming)
+        orchestrator = _assemble(
+            state, settings, executor, on_event, resuming=resuming, unconfined=unconfined
+        )
         if resuming:
             _requeue_lost_tasks(orchestrator)
         return orchestrator.run()
@@ -245,8 +272,10 @@ def resume_workflow(
     home: str | Path | None = None,
     executor: Executor | None = None,
     on_event: Event | None = None,
+    unconfined: bool = False,
 ) -> WorkflowResult:
-    """Finish an interrupted workflow (or return the result of a finished one).
+    """Finish an interrupted workflow (or return the result of a finished one);
+    ``unconfined`` as in `run_workflow` (it is not remembered: say it again).
 
     The home folder is never created here. What each damaged file means:
 
@@ -275,7 +304,7 @@ def resume_workflow(
             if err is None:
                 raise
             raise err from exc
-    return _run(state, settings, executor, on_event, resuming=True)
+    return _run(state, settings, executor, on_event, resuming=True, unconfined=unconfined)
 
 
 # --- damaged files ---------------------------------------------------------------------------
