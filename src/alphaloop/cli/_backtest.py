@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alphaloop.cli import app
@@ -22,7 +23,7 @@ from alphaloop.cli._limits import (
     parse_bytes,
     positive_seconds,
 )
-from alphaloop.errors import ConfigError, StrategyError
+from alphaloop.errors import ConfigError, StrategyError, clean_message
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -123,9 +124,8 @@ def backtest(
         )
         typer.echo(json.dumps(payload, default=str))
         return
-    table = Table(
-        title=f"{strat.name} on {ticker.upper()} {timeframe}  {first[:10]} .. {last[:10]}"
-    )
+    name = escape(clean_message(strat.name, 80))
+    table = Table(title=f"{name} on {ticker.upper()} {timeframe}  {first[:10]} .. {last[:10]}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():

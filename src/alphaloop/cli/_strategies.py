@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -71,8 +72,11 @@ def show_command(
     """Print a strategy's source (syntax-highlighted) and its parameter space."""
     strategy = load_strategy(name)
     console = Console()
-    console.print(f"[bold]{strategy.name}[/bold]  (code hash {strategy.code_hash})")
-    console.print(Syntax(strategy.source, "python", line_numbers=True, word_wrap=True))
+    title = escape(clean_message(strategy.name, 80))
+    console.print(f"[bold]{title}[/bold]  (code hash {strategy.code_hash})")
+    # a file may hold terminal control sequences: show them escaped, never act on them
+    source = "\n".join(clean_message(line, None) for line in strategy.source.split("\n"))
+    console.print(Syntax(source, "python", line_numbers=True, word_wrap=True))
     if strategy.parameters:
         console.print(_space_table(strategy))
     else:
