@@ -9,10 +9,11 @@ worker's own handling of its replies stand in the way.
 Entry points, each run once per module, as real processes:
 
 - ``alphaloop strategies check FOLDER``: every file, one command (``--timeout 6``).
-- ``alphaloop run --strategies FOLDER``: every file the reader accepts (``run`` refuses a folder
-  with an unreadable file, so ``source_parse_bomb`` is left out), 2 workers, so strategies run
-  next to each other. Without ``--task-timeout`` (not in every version) the files that never
-  return are left out (``HANGS``: the pool's derived timeout would cost minutes).
+- ``alphaloop run --strategies FOLDER --workers 2 --variants 2 --task-timeout 10``: every file
+  the reader accepts (``run`` refuses a folder with an unreadable file, so
+  ``source_parse_bomb`` is left out); two workers, so strategies run next to each other. On a
+  CLI without ``--task-timeout`` the files that never return (``HANGS``) are left out (the
+  pool's derived timeout would cost minutes).
 - ``alphaloop backtest FILE``: the subset ``BACKTEST``, two at a time (one CLI start costs
   ~5 s; every file goes through ``check``, ``run`` and, for state, the pool).
 - ``LocalPool`` + ``run_task`` (library API), one worker: ``sma_crossover`` first, then after
