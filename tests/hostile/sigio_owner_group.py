@@ -36,11 +36,11 @@ def generate_positions(data, seconds=3.0):
     r, w = os.pipe()
     os.set_blocking(r, False)
     fired = 0
+    open("firing", "w").close()  # in the private temp: the test knows the attempt has begun
     try:
         fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp())
         fcntl.fcntl(r, F_SETSIG, signal.SIGTERM)
         fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
-        open("firing", "w").close()  # in the private temp: the test knows it has begun
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             os.write(w, b"x")

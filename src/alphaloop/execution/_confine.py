@@ -268,11 +268,54 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "capset",
     # raising limits back (prlimit64 is denied only when it sets a limit: see _seccomp)
     "setrlimit",
+    # System V and POSIX message IPC: objects that outlive the process, shared with others
+    "shmget",
+    "shmat",
+    "shmctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    # leaving the process group and session the worker put it in
+    "setsid",
+    "setpgid",
+    # watching other files' changes
+    "inotify_init",
+    "inotify_init1",
+    "fanotify_mark",
 )
 # Syscalls newer than the libseccomp on many systems (2.5.x); same number on these arches.
 _NEWER_SYSCALLS = {"open_tree_attr": 467}
 # Denied when the target (argument 0) is not the calling process; kill(0 or negative) = groups.
 _SELF_ONLY_SIGNALS = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+# Scheduling, memory placement of a process: only the calling one (argument 0 = its pid; 0, which
+# also means itself, is refused too: nothing here needs these calls)
+_SELF_ONLY_TARGET = (
+    "sched_setaffinity",
+    "sched_setscheduler",
+    "sched_setparam",
+    "sched_setattr",
+    "migrate_pages",
+    "move_pages",
+    "get_robust_list",
+)
+# (which, who) calls: setpriority(PRIO_PROCESS=0, pid), ioprio_set(IOPRIO_WHO_PROCESS=1, pid)
+_SELF_ONLY_WHO = {"setpriority": 0, "ioprio_set": 1}
+# fcntl/ioctl requests that make the kernel signal another process for us (SIGIO/SIGURG to an
+# owner, chosen with F_SETSIG: SIGKILL to any process of the same uid, or to a process group)
+_F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
+_FIOSETOWN, _SIOCSPGRP = 0x8901, 0x8902
+_PR_SET_PDEATHSIG = 1
 
 _SYSTEM_READ_PATHS = (
     "/lib",
@@ -468,9 +511,34 @@ def _probe() -> Availability:
     return Availability(not missing, tuple(missing), abi)
 
 
-def _probe_seccomp() -> list[str]:
+def _import_pyseccomp() -> Any:
+    """``import pyseccomp`` without the two ``/sbin/ldconfig -p`` subprocesses its
+    ``ctypes.util.find_library`` calls start: the usual sonames are tried with the dynamic
+    loader first (a worker should start no program, and it is ~10 ms faster)."""
+    import ctypes.util
+
+    real = ctypes.util.find_library
+    sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+    def find_library(name: str) -> str | None:
+        soname = sonames.get(name)
+        if soname is not None:
+            with contextlib.suppress(OSError):
+                ctypes.CDLL(soname)
+                return soname
+        return real(name)
+
+    ctypes.util.find_library = find_library
     try:
         import pyseccomp
+    finally:
+        ctypes.util.find_library = real
+    return pyseccomp
+
+
+def _probe_seccomp() -> list[str]:
+    try:
+        pyseccomp = _import_pyseccomp()
     except ImportError:
         return ["seccomp (python package pyseccomp not installed: pip install pyseccomp)"]
     except (RuntimeError, OSError):
@@ -523,19 +591,22 @@ def _probe_landlock() -> tuple[int, str | None]:
 def default_read_paths() -> tuple[str, ...]:
     """What Python, numpy, pandas, TA-Lib, numba and alphaloop need to read once confined.
 
-    The interpreter's prefixes, the absolute ``sys.path`` entries except the current directory
-    (``python -m`` puts it first; it may be the user's home), the alphaloop package folder, the
-    shared-library folders, time-zone data, ``/dev/null`` and ``/dev/urandom``. Only existing
-    paths, each once, in that order.
+    The interpreter's prefixes, its standard library and site-packages folders, the alphaloop
+    package folder, the shared-library folders, time-zone data, ``/dev/null`` and
+    ``/dev/urandom``. Only existing paths, each once, in that order. Not ``sys.path``: it may
+    hold the current folder (``python -m`` puts it first, ``PYTHONPATH=.`` too), which is the
+    user's project with its ``.env`` and the run's home.
     """
+    import site
+    import sysconfig
+
     import alphaloop
 
-    try:
-        cwd = os.path.realpath(os.getcwd())
-    except OSError:
-        cwd = None
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    candidates += [p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) != cwd]
+    paths = sysconfig.get_paths()
+    candidates += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
+    with contextlib.suppress(AttributeError):  # site.getsitepackages is missing in some venvs
+        candidates += site.getsitepackages()
     candidates.append(os.path.dirname(os.path.abspath(alphaloop.__file__)))
     candidates += _SYSTEM_READ_PATHS
     return _existing_unique(candidates)
@@ -744,8 +815,7 @@ def _allow(ruleset: Any, path: str, rights: int) -> None:
 
 
 def _seccomp(pid: int) -> None:
-    import pyseccomp as sc
-
+    sc = _import_pyseccomp()
     native = sc.system_arch()
     flt = sc.SyscallFilter(sc.ALLOW)
     for attr, value in ((sc.Attr.ACT_BADARCH, sc.KILL_PROCESS), (sc.Attr.CTL_TSYNC, 1)):
@@ -770,6 +840,21 @@ def _seccomp(pid: int) -> None:
     for name in _SELF_ONLY_SIGNALS:
         if (num := nr(name)) >= 0:
             flt.add_rule(eperm, num, sc.Arg(0, sc.NE, pid))
+    for name in _SELF_ONLY_TARGET:
+        if (num := nr(name)) >= 0:
+            flt.add_rule(eperm, num, sc.Arg(0, sc.NE, pid))
+    for name, which in _SELF_ONLY_WHO.items():
+        if (num := nr(name)) >= 0:
+            flt.add_rule(eperm, num, sc.Arg(0, sc.NE, which))
+            flt.add_rule(eperm, num, sc.Arg(1, sc.NE, pid))
+    for cmd in (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX):
+        for name in ("fcntl", "fcntl64"):
+            if (num := nr(name)) >= 0:
+                flt.add_rule(eperm, num, sc.Arg(1, sc.EQ, cmd))
+    for request in (_FIOSETOWN, _SIOCSPGRP):
+        flt.add_rule(eperm, nr("ioctl"), sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+    # the parent-death signal (set again after the privilege drop) stays: no orphans
+    flt.add_rule(eperm, nr("prctl"), sc.Arg(0, sc.EQ, _PR_SET_PDEATHSIG))
     # prlimit64 may read limits (glibc's getrlimit) but not set them
     if (num := nr("prlimit64")) >= 0:
         flt.add_rule(eperm, num, sc.Arg(2, sc.NE, 0))
