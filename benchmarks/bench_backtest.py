@@ -161,7 +161,7 @@ Cases = dict[str, tuple[Callable[[], Any], Callable[[], None] | None]]
 
 def alphaloop_cases(df: pd.DataFrame, big: pd.DataFrame) -> tuple[float, Cases, Cases]:
     """(warm-up seconds, grid cases, single-run cases) of alphaloop."""
-    from alphaloop.backtest import indicators, runner
+    from alphaloop.backtest import _positions, _source, indicators, runner
     from alphaloop.backtest import strategy as strategy_mod
 
     t0 = time.perf_counter()
@@ -180,7 +180,8 @@ def alphaloop_cases(df: pd.DataFrame, big: pd.DataFrame) -> tuple[float, Cases, 
 
     def cold_setup() -> None:
         indicators.clear_memo()
-        strategy_mod._from_source_cached.cache_clear()  # load through the sandbox again
+        _source.inspect_source.cache_clear()  # read the source again
+        _positions._compile.cache_clear()  # and load it through the sandbox again
 
     grids: Cases = {
         "grid_ls": (grid(df, True), indicators.clear_memo),

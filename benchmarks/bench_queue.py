@@ -10,8 +10,10 @@
    same run (no durability, nothing recorded).
 3. DaskBackend on a LocalCluster(2 workers x 1 thread, processes) vs a bare ``client.map``.
 4. 500 real SMA-crossover backtests with 1 vs 2 workers, on GOOG (the issue's workload) or on
-   the five embedded tickers (``--real-ticker all``); skipped if the backtest layer is not
-   importable.
+   the five embedded tickers (``--real-ticker all``), the strategy code in confined strategy
+   processes (``run_task``); the reference is a bare ProcessPoolExecutor running the same
+   backtests in its own processes (``run_task_in_process``, no boundary). Skipped if the
+   backtest layer is not importable.
 
 Medians over ``--repeat`` runs are printed.
 """
@@ -213,7 +215,7 @@ def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> No
     try:
         from alphaloop.backtest.strategy import library_source
         from alphaloop.data import SAMPLE_TICKERS
-        from alphaloop.execution.task_runner import run_task
+        from alphaloop.execution.task_runner import run_task, run_task_in_process
     except ImportError as exc:
         print(f"real    skipped (backtest layer not importable: {exc})")
         return
@@ -239,11 +241,12 @@ def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> No
     fs = mp.get_context("forkserver")
     for rep in range(repeat):
         for workers in (1, 2):
-            # reference: a bare ProcessPoolExecutor of run_task (nothing recorded)
+            # reference: a bare ProcessPoolExecutor of the same backtests in-process (nothing
+            # recorded, no strategy process: the whole task in the executor's process)
             with ProcessPoolExecutor(workers, mp_context=fs) as ex:
-                list(ex.map(run_task, warmups))
+                list(ex.map(run_task_in_process, warmups))
                 t0 = time.perf_counter()
-                assert len(list(ex.map(run_task, tasks, chunksize=25))) == n
+                assert len(list(ex.map(run_task_in_process, tasks, chunksize=25))) == n
                 ref[workers].append(time.perf_counter() - t0)
             # a fresh pool per timing: empty per-process indicator memo, so every backtest
             # is computed; the warm-up (other parameters) loads modules and data only
@@ -267,7 +270,7 @@ def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> No
         )
     r1, r2 = statistics.median(ref[1]), statistics.median(ref[2])
     print(
-        f"ref     ProcessPoolExecutor.map(run_task, chunksize=25) on {ticker}: 1 worker "
+        f"ref     ProcessPoolExecutor.map(run_task_in_process, chunksize=25) on {ticker}: 1 worker "
         f"{r1 * 1e3:.1f} ms, 2 workers {r2 * 1e3:.1f} ms, speed-up {r1 / r2:.2f}x"
         f" ({_spread(ref)})"
     )
