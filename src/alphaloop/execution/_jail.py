@@ -431,26 +431,35 @@ class _Host:
             )
         return _Key(h, job.name, job.data_path, confined)
 
-    def submit(self, job: PositionsJob, tag: str, ahead: int = 4) -> bool:
-        """Send ``job`` (named ``tag``) to its strategy process ahead of time, if that process
-        is already running and has fewer than ``ahead`` jobs waiting (the worker's prefetch;
-        `positions` with the same tag takes the answer). Returns whether it was sent or was
-        already waiting."""
+    def submit(self, jobs: list[tuple[str, PositionsJob]], ahead: int = 8, low: int = 2) -> None:
+        """Send the next ``jobs`` (``(tag, job)``, in the order they will run) to the running
+        strategy process ahead of time (the worker's prefetch; `positions` with the same tag
+        takes the answer). Only when at most ``low`` are still waiting, and then up to
+        ``ahead`` in one write: the process is woken once per batch, not once per task. Stops
+        at the first job that needs another strategy process."""
         c = self.child
-        if c is None or c.jobs >= _MAX_JOBS_PER_CHILD:
-            return False
-        if any(t == tag for t, _r in c.pending):
-            return True
-        if len(c.pending) >= ahead:
-            return False
-        try:
-            key = self._key(job)
-        except AlphaloopError:
-            return False
-        if key != c.key:
-            return False
-        self._send(c, job.request(), tag)
-        return True
+        if c is None or len(c.pending) > low or c.jobs + ahead > _MAX_JOBS_PER_CHILD:
+            return
+        waiting = {t for t, _r in c.pending}
+        frames: list[bytes] = []
+        for tag, job in jobs:
+            if tag in waiting:
+                continue
+            if len(c.pending) >= ahead:
+                break
+            try:
+                if self._key(job) != c.key:
+                    break
+            except AlphaloopError:
+                break
+            request = job.request()
+            data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+            frames.append(_LEN.pack(len(data)) + data)
+            c.jobs += 1
+            c.pending.append((tag, request))
+        if frames:
+            with contextlib.suppress(OSError):  # if it died, the reply pipe tells how
+                _write_all(c.requests, b"".join(frames))
 
     def waiting(self) -> int:
         """Jobs sent ahead and not yet taken."""

@@ -158,7 +158,7 @@ def run_one(
 
 
 _PARSED: dict[str, Any] = {}  # payload -> task, parsed ahead for a prefetch
-_AHEAD = 4  # tasks a prefetch looks at behind the running one
+_AHEAD = 8  # tasks a prefetch looks at behind the running one
 
 
 def _prefetch(fn: Any, batch: list[tuple[str, int, str]], i: int) -> None:

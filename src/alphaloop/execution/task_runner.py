@@ -106,21 +106,27 @@ def _fingerprint(bars: Any) -> str:
 def _prefetch(tasks: list[BacktestTask]) -> None:
     """Send the next tasks' jobs to the running strategy process ahead of time (the worker
     calls this before each task with the ones queued behind it), so it computes while the
-    worker measures. Stops at the first task that needs another strategy process."""
+    worker measures. Jobs are built (bars, parameters) only when a batch is due."""
     from alphaloop.execution import _jail
 
     host = _jail.current()
+    if host.waiting() > _LOW:
+        return
+    jobs = []
     for task in tasks:
         prepared = _PREPARED.get(task.task_id)
         if prepared is None:
             try:
                 prepared = _PREPARED[task.task_id] = _job(task)
             except Exception:  # its own run reports the problem
-                return
-        if not host.submit(prepared[1], task.task_id):
-            return
+                break
+        jobs.append((task.task_id, prepared[1]))
+    host.submit(jobs, ahead=_AHEAD, low=_LOW)
     while len(_PREPARED) > 64:  # tasks sent ahead and then not run here (a shutdown)
         _PREPARED.pop(next(iter(_PREPARED)))
+
+
+_AHEAD, _LOW = 8, 2  # jobs sent ahead at most; a new batch once no more than _LOW wait
 
 
 run_task.prefetch = _prefetch  # type: ignore[attr-defined]
