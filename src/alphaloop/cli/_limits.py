@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,6 +54,22 @@ def positive_seconds(value: float, option: str) -> float:
     if not value > 0:
         raise ConfigError(f"{option} must be a positive number of seconds, got {value:g}")
     return value
+
+
+def strategy_task(strategy: Any, task_id: str, *, unconfined: bool, **fields: Any) -> Any:
+    """The `BacktestTask` a command runs for ``strategy`` (a `Strategy`): its code and name,
+    marked runnable without kernel confinement only for library code or ``--unconfined``."""
+    from alphaloop.execution import BacktestTask
+
+    return BacktestTask(
+        task_id=task_id,
+        experiment_id="cli",
+        variant_id=strategy.name,
+        strategy_code=strategy.source,
+        strategy_name=strategy.name,
+        unconfined_ok=unconfined or strategy.is_library,
+        **fields,
+    )
 
 
 def check_confinement(unconfined: bool, untrusted: list[str]) -> None:
