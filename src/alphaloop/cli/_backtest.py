@@ -22,6 +22,7 @@ from alphaloop.cli._limits import (
     check_confinement,
     parse_bytes,
     positive_seconds,
+    strategy_task,
 )
 from alphaloop.errors import ConfigError, StrategyError, clean_message
 
@@ -79,23 +80,28 @@ def backtest(
     from alphaloop.backtest.engine import unit_cost
     from alphaloop.backtest.strategy import load_strategy
     from alphaloop.data import load, slice_dates
-    from alphaloop.execution import BacktestTask, TaskFailed, run_once
+    from alphaloop.execution import TaskFailed, run_once
+    from alphaloop.execution._host import Host
     from alphaloop.execution.task_runner import run_task
 
     positive_seconds(timeout, "--timeout")
     memory_limit = parse_bytes(memory)
-    unit_cost(commission, slippage_bps)  # the engine's own check: one line naming the cost
-    strat = load_strategy(strategy)  # read, not run: the code runs only in the confined process
-    params = strat.resolve_params(_parse_overrides(param or []))
-    bars = slice_dates(load(ticker, timeframe, data), start, end)
-    check_confinement(unconfined, [] if strat.is_library else [strat.name])
+    # the clean worker imports while this process checks the input (both take a second)
+    host = Host(memory_limit=memory_limit).start()
+    try:
+        unit_cost(commission, slippage_bps)  # the engine's own check: one line naming the cost
+        strat = load_strategy(strategy)  # read, not run: it runs only in the confined process
+        params = strat.resolve_params(_parse_overrides(param or []))
+        bars = slice_dates(load(ticker, timeframe, data), start, end)
+        check_confinement(unconfined, [] if strat.is_library else [strat.name])
+    except BaseException:
+        host.close()
+        raise
     first, last = bars.index[0].isoformat(), bars.index[-1].isoformat()
-    task = BacktestTask(
-        task_id="backtest",
-        experiment_id="cli",
-        variant_id="cli",
-        strategy_code=strat.source,
-        strategy_name=strat.name,
+    task = strategy_task(
+        strat,
+        "backtest",
+        unconfined=unconfined,
         strategy_parameters=params,
         ticker=ticker,
         timeframe=timeframe,
@@ -104,10 +110,9 @@ def backtest(
         end=last,
         commission=commission,
         slippage_bps=slippage_bps,
-        unconfined_ok=unconfined or strat.is_library,
     )
     try:
-        result = run_once(run_task, task, timeout=timeout, memory_limit=memory_limit)
+        result = run_once(run_task, task, timeout=timeout, memory_limit=memory_limit, host=host)
     except TaskFailed as exc:
         raise StrategyError(limit_hint(exc.detail, strat.name)) from None
     metrics = result["metrics"]

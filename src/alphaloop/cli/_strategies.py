@@ -20,6 +20,7 @@ from alphaloop.cli._limits import (
     check_confinement,
     parse_bytes,
     positive_seconds,
+    strategy_task,
 )
 from alphaloop.errors import ConfigError, StrategyError, clean_message
 
@@ -114,7 +115,7 @@ def check_command(
     only if every file passes, 1 otherwise."""
     from alphaloop.cli._backtest import limit_hint
     from alphaloop.data import load
-    from alphaloop.execution import BacktestTask, TaskFailed
+    from alphaloop.execution import TaskFailed
     from alphaloop.execution._host import Host
     from alphaloop.execution.task_runner import run_task
 
@@ -145,17 +146,14 @@ def check_command(
                 failed += 1
                 typer.echo(f"FAIL {name}: {strat}")
                 continue
-            task = BacktestTask(
-                task_id=f"check-{strat.code_hash}",
-                experiment_id="check",
-                variant_id=strat.name,
-                strategy_code=strat.source,
-                strategy_name=strat.name,
+            task = strategy_task(
+                strat,
+                f"check-{strat.code_hash}",
+                unconfined=unconfined,
                 ticker=ticker,
                 timeframe=timeframe,
                 data_path=data,
                 check_lookahead=True,
-                unconfined_ok=unconfined or strat.is_library,
             )
             try:
                 result = host.run(run_task, task, timeout=timeout)
