@@ -468,6 +468,12 @@ def _check_every_kill_point(tmp_path: Path) -> None:
 
 def test_limit_failures_are_told_from_other_errors() -> None:
     assert limit_failure("timed out after 3 s") == ("timed out", "3 s")
+    assert limit_failure(
+        "StrategyProcessError: strategy 'hogs' exceeded the memory limit 1 GiB (MemoryError: x)"
+    ) == ("exceeded the memory limit", "1 GiB")
+    assert limit_failure(
+        "StrategyProcessError: strategy 'hogs' line 9: ValueError: exceeded the memory limit 1 GiB"
+    ) is None
     assert limit_failure("timed out after 0.5 s") == ("timed out", "0.5 s")
     assert limit_failure("exceeded memory limit 2 GiB (MemoryError: x)") == (
         "exceeded the memory limit",

@@ -75,6 +75,19 @@ _LIMITS = (
         "exceeded the memory limit",
     ),
     (re.compile(r"ran out of memory\b"), "ran out of memory"),
+    # the same limits met inside a confined strategy process (alphaloop.execution._jail)
+    (
+        re.compile(
+            r"StrategyProcessError: strategy '[^']*' exceeded the memory limit "
+            r"(?P<limit>[^(]+?)\s*(?:\(|$)"
+        ),
+        "exceeded the memory limit",
+    ),
+    (re.compile(r"StrategyProcessError: strategy '[^']*' process was killed"), "was killed"),
+    (
+        re.compile(r"StrategyProcessError: strategy '[^']*' used up its CPU time limit"),
+        "used up its CPU time",
+    ),
 )
 
 
