@@ -29,7 +29,8 @@ Layers, in the order applied, and what each stops
    package's `FSAccess` knows them all; a right added by a later ABI is left unhandled until
    the package knows it; ABI 6's signal and abstract-socket scopes are not used, seccomp
    already covers both). Reads (``READ_FILE``, plus ``READ_DIR`` on folders) are
-   allowed beneath `default_read_paths()` and ``policy.read_paths``; all rights beneath
+   allowed beneath `default_read_paths()` and ``policy.read_paths``, except beneath
+   ``policy.exclude`` (see `Policy`); all rights beneath
    ``write_dir`` (the only writable place); read and write on ``/dev/null``. Everything else on
    the file system (``/etc``, ``/home``, ``/root``, ``/tmp``, ``/proc``, other workers' folders)
    cannot be opened, and nothing can be executed (no rule grants ``EXECUTE``). Files opened
@@ -93,6 +94,7 @@ __all__ = [
     "availability",
     "capability_names",
     "default_read_paths",
+    "read_rules",
     "scrubbed_env",
 ]
 
@@ -371,9 +373,20 @@ class Availability:
 
 @dataclass(frozen=True)
 class Policy:
-    """What a confined strategy process may read, write and use."""
+    """What a confined strategy process may read, write and use.
+
+    ``exclude``: files and folders that no rule lets the process read, even where they lie
+    beneath a read path (the look-ahead check's blind process: the package is readable, its
+    ``data/sample`` folder and the user's data are not). Landlock rules only allow, and each
+    covers everything beneath its folder, so a read path holding an excluded path is split:
+    ``READ_DIR`` on it (names beneath it, the excluded folder's included, can still be
+    listed) and reading on each of its entries that is not and does not hold an excluded
+    path, recursively; symbolic links among the entries get no rule of their own (Landlock
+    judges a file by where it really is). Paths are compared after resolving links.
+    """
 
     read_paths: tuple[str, ...] = ()  # extra readable files/folders (the user's data)
+    exclude: tuple[str, ...] = ()  # never readable, even beneath a read path
     write_dir: str | None = None  # the private temporary folder: the ONLY writable place
     memory_limit: int | None = 2 << 30  # RLIMIT_AS bytes
     cpu_seconds: int | None = 900  # RLIMIT_CPU soft; hard = soft + 5
@@ -668,7 +681,8 @@ def apply(policy: Policy) -> Applied:
             step = "privilege drop to 65534"
             _drop_privileges(read_paths, write_dir)
         step = "Landlock"
-        _landlock(avail.landlock_abi, read_paths, write_dir)
+        excluded = tuple(os.path.realpath(p) for p in policy.exclude)
+        _landlock(avail.landlock_abi, read_paths, write_dir, excluded)
         step = "seccomp"
         _seccomp(pid)
         effective = _capget()[0]
@@ -781,7 +795,34 @@ def _drop_privileges(read_paths: tuple[str, ...], write_dir: str | None) -> None
         raise RuntimeError(f"capabilities are {eff:#x}/{prm:#x}/{inh:#x}, wanted {keep:#x}")
 
 
-def _landlock(abi: int, read_paths: tuple[str, ...], write_dir: str | None) -> None:
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def read_rules(path: str, excluded: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """The Landlock read rules for ``path`` with ``excluded`` (resolved paths) kept out:
+    ``(path, whole)`` pairs, ``whole`` meaning reading of everything beneath it, else only
+    listing it (``READ_DIR``). See `Policy`."""
+    real = os.path.realpath(path)
+    if any(_within(real, ex) for ex in excluded):
+        return []
+    inside = tuple(ex for ex in excluded if _within(ex, real))
+    if not inside or not os.path.isdir(real):
+        return [(real, True)]
+    rules = [(real, False)]
+    try:
+        entries = sorted(os.scandir(real), key=lambda e: e.name)
+    except OSError:
+        return rules
+    for entry in entries:
+        if not entry.is_symlink():
+            rules += read_rules(entry.path, inside)
+    return rules
+
+
+def _landlock(
+    abi: int, read_paths: tuple[str, ...], write_dir: str | None, excluded: tuple[str, ...] = ()
+) -> None:
     import landlock
     from landlock import FSAccess as A
 
@@ -798,7 +839,12 @@ def _landlock(abi: int, read_paths: tuple[str, ...], write_dir: str | None) -> N
     ruleset = landlock.Ruleset(restrict_rules=handled)
     try:
         for path in read_paths:
-            _allow(ruleset, path, dir_read if os.path.isdir(path) else file_read)
+            if not excluded:
+                _allow(ruleset, path, dir_read if os.path.isdir(path) else file_read)
+                continue
+            for rule, whole in read_rules(path, excluded):
+                isdir = os.path.isdir(rule)
+                _allow(ruleset, rule, (dir_read if isdir else file_read) if whole else A.READ_DIR)
         if write_dir is not None:
             _allow(ruleset, write_dir, handled)
         _allow(ruleset, "/dev/null", read_write)
