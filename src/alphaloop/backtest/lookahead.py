@@ -4,7 +4,11 @@ A causal strategy decides bar ``t`` from bars up to ``t``, so its positions on d
 date equal the full-data positions up to that date. The check recomputes the positions on
 copies cut at about 20 dates and reports each date where they differ.
 
-It runs strategy code, so it runs where positions are computed: in the confined child.
+`lookahead_check` runs strategy code in the calling process: the reference, for trusted code
+(`task_runner.run_task_in_process`, tests). A task's check is decided elsewhere: the worker
+picks the cuts with `cut_points` from the full-data positions, a blind process that never held
+bars beyond each cut computes the positions on them (`execution._blind`), and the worker
+compares with `differs`; the same cuts, the same comparison, the same dates.
 It can be evaded by code written to notice the cut (e.g. comparing the last date with one it
 knows); `docs/sandbox.md` lists that among the residual risks.
 """
@@ -22,11 +26,17 @@ from alphaloop.errors import StrategyError
 if TYPE_CHECKING:
     from alphaloop.backtest.strategy import Strategy
 
-__all__ = ["lookahead_check"]
+__all__ = ["ATOL", "CUTS", "cut_points", "differs", "lookahead_check"]
+
+CUTS = 20
+"""Cut points a task's check uses (``lookahead_check``'s default)."""
+ATOL = 1e-9
+"""Largest difference between cut and full-data positions that counts as equal."""
 
 
-def _cut_points(full: np.ndarray, n: int, cuts: int) -> list[int]:
-    """Cut lengths: half evenly spaced over the second half, half right after position changes.
+def cut_points(full: np.ndarray, n: int, cuts: int = CUTS) -> list[int]:
+    """Cut lengths (bars kept, ascending, each in [2, n)) for full-data positions ``full`` of
+    ``n`` bars: half evenly spaced over the second half, half right after position changes.
 
     Cutting the data so that it ends at a bar where the full-data position changes is what
     exposes a strategy peeking one bar ahead: its decision there needs the next bar.
@@ -42,13 +52,25 @@ def _cut_points(full: np.ndarray, n: int, cuts: int) -> list[int]:
     return sorted(k for k in lengths if 2 <= k < n)
 
 
+_cut_points = cut_points  # the name it had
+
+
+def differs(part: np.ndarray, expected: np.ndarray, atol: float = ATOL) -> bool:
+    """Whether the positions ``part`` computed on a cut differ from ``expected``, the
+    full-data positions up to the cut (a different length, NaN or a value further than
+    ``atol`` all count)."""
+    if len(part) != len(expected):
+        return True
+    return not np.allclose(part, expected, rtol=0.0, atol=atol)
+
+
 def lookahead_check(
     strategy: Strategy,
     data: pd.DataFrame,
     params: Mapping[str, Any] | None = None,
-    cuts: int | Sequence[int | str | pd.Timestamp] = 20,
+    cuts: int | Sequence[int | str | pd.Timestamp] = CUTS,
     *,
-    atol: float = 1e-9,
+    atol: float = ATOL,
     full: np.ndarray | None = None,
 ) -> list[pd.Timestamp]:
     """Dates at which the strategy's positions depend on later data (empty list: none found).
@@ -65,7 +87,7 @@ def lookahead_check(
         full = strategy.positions(data, resolved)
     n = len(data.index)
     if isinstance(cuts, int):
-        lengths = _cut_points(full, n, cuts)
+        lengths = cut_points(full, n, cuts)
     else:
         lengths = []
         for c in cuts:
@@ -81,6 +103,6 @@ def lookahead_check(
         except StrategyError:
             differ.append(data.index[k - 1])
             continue
-        if not np.allclose(part, full[:k], rtol=0.0, atol=atol):
+        if differs(part, full[:k], atol):
             differ.append(data.index[k - 1])
     return differ
