@@ -18,7 +18,9 @@ pandas option) can reach another's results. Variants of one strategy share its c
 The child gets the job pickled (the worker is trusted) and answers with bytes only: a length,
 a small JSON header and the raw float64 positions. The worker never unpickles anything the
 child sends, validates the positions itself, and runs the engine on its own bars: the prices
-that are measured are never in a process that ran strategy code.
+that are measured are never in a process that ran strategy code. The look-ahead check is not
+asked of this child (it has seen the whole series): `_blind` runs the cut runs in a process
+that never held bars beyond each cut.
 
 Where the kernel cannot confine (`_confine.availability`), library code and tasks marked
 ``unconfined_ok`` still run in a separate child with rlimits; anything else is refused with
@@ -51,8 +53,10 @@ __all__ = [
     "PositionsJob",
     "StrategyProcessError",
     "become_host",
+    "confined_for",
     "current",
     "is_clean_host",
+    "job_code_hash",
     "require_kernel",
     "shutdown",
 ]
@@ -75,8 +79,8 @@ class StrategyProcessError(AlphaloopError):
 
 @dataclass(frozen=True)
 class PositionsJob:
-    """What a strategy process computes: positions (and the look-ahead cuts) of one strategy
-    variant on one data window. Parameters are already resolved by the worker."""
+    """What a strategy process computes: the positions of one strategy variant on one data
+    window. Parameters are already resolved by the worker."""
 
     source: str
     name: str
@@ -86,7 +90,6 @@ class PositionsJob:
     data_path: str | None
     start: str | None
     end: str | None
-    lookahead: bool = False
     unconfined_ok: bool = False
     code_hash: str = ""
 
@@ -99,14 +102,12 @@ class PositionsJob:
             self.data_path,
             self.start,
             self.end,
-            self.lookahead,
         )
 
 
 @dataclass(frozen=True)
 class PositionsReply:
     positions: np.ndarray
-    lookahead: list[str]
 
 
 @dataclass(frozen=True)
@@ -182,18 +183,13 @@ class _Compute:
         return bars
 
     def __call__(self, request: tuple[Any, ...]) -> bytes:
-        from alphaloop.backtest.lookahead import lookahead_check
         from alphaloop.backtest.strategy import from_source
 
-        params, ticker, timeframe, path, start, end, lookahead = request
+        params, ticker, timeframe, path, start, end = request
         bars = self._bars(ticker, timeframe, path, start, end)
         strategy = from_source(self.source, self.name)
         positions = strategy.positions(bars.copy(), params)
-        cuts: list[str] = []
-        if lookahead:
-            found = lookahead_check(strategy, bars.copy(), params, full=positions)
-            cuts = [d.isoformat() for d in found]
-        return _reply({"ok": True, "lookahead": cuts}, positions)
+        return _reply({"ok": True}, positions)
 
     def answer(self, request: tuple[Any, ...], memory_limit: int | None) -> tuple[bytes, bool]:
         """The reply to one request and whether the child must exit after sending it."""
@@ -418,18 +414,7 @@ class _Host:
             self._retire(self.child, kill=True)
 
     def _key(self, job: PositionsJob) -> _Key:
-        from alphaloop.backtest._source import code_hash, library_hashes
-        from alphaloop.execution import _confine
-
-        h = job.code_hash or code_hash(job.source)
-        confined = _confine.availability().ok
-        if not confined and not (job.unconfined_ok or h in library_hashes()):
-            raise _confine.ConfinementError(
-                f"{_confine.availability().describe()}; strategy code from outside the library "
-                "runs only under kernel confinement (pass --unconfined to run it without, "
-                "unsafe)"
-            )
-        return _Key(h, job.name, job.data_path, confined)
+        return _Key(job_code_hash(job), job.name, job.data_path, confined_for(job))
 
     def submit(self, jobs: list[tuple[str, PositionsJob]], ahead: int = 8, low: int = 2) -> None:
         """Send the next ``jobs`` (``(tag, job)``, in the order they will run) to the running
@@ -476,7 +461,7 @@ class _Host:
     def positions(
         self, job: PositionsJob, bars: int, timeout: float | None = None, tag: str | None = None
     ) -> PositionsReply:
-        """Positions of ``job`` (validated, ``bars`` of them) and its look-ahead cut dates.
+        """Positions of ``job`` (validated, ``bars`` of them).
 
         Raises `StrategyProcessError` (the strategy failed, crashed, hit a limit or sent a
         bad reply) or `ConfinementError` (the kernel cannot confine and the job may not run
@@ -574,10 +559,31 @@ class _Host:
             raise StrategyProcessError(
                 f"strategy {name!r} process returned positions outside [-1, 1]"
             )
-        cuts = head.get("lookahead", [])
-        if not isinstance(cuts, list) or not all(isinstance(c, str) for c in cuts):
-            raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
-        return PositionsReply(positions, [clean(c, 40) for c in cuts[:100]])
+        return PositionsReply(positions)
+
+
+def job_code_hash(job: PositionsJob) -> str:
+    """The code hash of ``job``'s strategy (given, or computed from its source)."""
+    from alphaloop.backtest._source import code_hash
+
+    return job.code_hash or code_hash(job.source)
+
+
+def confined_for(job: PositionsJob) -> bool:
+    """Whether ``job``'s strategy process is kernel-confined: True where the kernel can
+    confine; False where it cannot and the job may run without (library code, or
+    ``unconfined_ok``); `ConfinementError` for anything else."""
+    from alphaloop.backtest._source import library_hashes
+    from alphaloop.execution import _confine
+
+    if _confine.availability().ok:
+        return True
+    if job.unconfined_ok or job_code_hash(job) in library_hashes():
+        return False
+    raise _confine.ConfinementError(
+        f"{_confine.availability().describe()}; strategy code from outside the library "
+        "runs only under kernel confinement (pass --unconfined to run it without, unsafe)"
+    )
 
 
 def require_kernel(untrusted: list[str]) -> None:

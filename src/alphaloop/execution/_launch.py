@@ -12,6 +12,12 @@ The parent talks to it over two pipes (``multiprocessing.connection.Connection``
 watches a third whose write end only the worker holds: it reads as end-of-file the moment the
 worker is gone (the classic sentinel pipe; portable, unlike pidfd). The worker's exit status
 is its ``Popen`` return code (negative: killed by that signal).
+
+Beside each worker, `start_worker` starts its *blind worker* (`_blind`: the look-ahead check's
+cut runs, in processes that never hold market data), the same way, connected to the worker by
+a socket pair. It stays a bare interpreter until the worker's first look-ahead job. Both are
+children of the caller, so every strategy process is a grandchild of it; `WorkerProcess`
+kills, joins and reaps the two together (the blind worker also ends when the worker does).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,17 +33,25 @@ from multiprocessing.connection import Connection
 
 from alphaloop.execution._pipes import widen
 
-__all__ = ["WorkerProcess", "start_worker"]
+__all__ = ["WorkerProcess", "start_interpreter", "start_worker"]
 
 _BOOT = "import alphaloop.execution._worker as w; w.main()"
 
 
 class WorkerProcess:
     """A started worker: ``pid``, ``sentinel`` (readable once it exited), ``exitcode``
-    (None while alive; -N if killed by signal N), ``kill``, ``join``, ``is_alive``."""
+    (None while alive; -N if killed by signal N), ``kill``, ``join``, ``is_alive``. These
+    are the worker's; ``kill``, ``join`` and ``close`` take its blind worker along."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], sentinel: int, tmp_root: str) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        sentinel: int,
+        tmp_root: str,
+        blind: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         self._popen = popen
+        self._blind = blind
         self.pid = popen.pid
         self.sentinel = sentinel
         self.tmp_root = tmp_root
@@ -49,16 +64,25 @@ class WorkerProcess:
         return self._popen.poll() is None
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, OSError):
-            self._popen.kill()
+        for p in (self._popen, self._blind):
+            if p is not None:
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    p.kill()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` for the worker; once it is gone, for its blind worker too
+        (which ends with it; killed after 2 s)."""
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._popen.wait(timeout)
+        if self._blind is not None and self._popen.poll() is not None:
+            _end(self._blind, 2.0)
 
     def close(self) -> None:
         """Close the sentinel and remove the worker's temporary folder (after the process was
-        joined: a killed worker cannot clean up after its strategy processes)."""
+        joined: a killed worker cannot clean up after its strategy processes); the blind worker
+        is killed if it still runs."""
+        if self._blind is not None:
+            _end(self._blind, 0.0)
         if self.sentinel >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.sentinel)
@@ -66,10 +90,38 @@ class WorkerProcess:
         shutil.rmtree(self.tmp_root, ignore_errors=True)
 
 
+def _end(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Reap ``proc``, killing it if it still runs after ``grace`` seconds."""
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5.0)
+
+
+def start_interpreter(
+    boot: str, args: list[str], pass_fds: tuple[int, ...], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """A fresh ``python -P -c boot args...`` with exactly ``env`` (give it `scrubbed_env`'s),
+    stdin on ``/dev/null`` and no descriptor but ``pass_fds`` (besides stdout and stderr):
+    the way every clean process (a worker, `_blind`'s blind worker) starts."""
+    return subprocess.Popen(
+        [sys.executable, "-P", "-c", boot, *args],
+        env=env,
+        pass_fds=pass_fds,
+        stdin=subprocess.DEVNULL,
+        close_fds=True,
+    )
+
+
 def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, Connection]:
-    """Start a worker (``alphaloop.execution._worker.main``); returns the process, the pipe
-    to send it messages and the pipe it answers on. The worker imports for about a second
-    before it reads its first message; messages sent meanwhile wait in the pipe."""
+    """Start a worker (``alphaloop.execution._worker.main``) and its blind worker
+    (``_blind.main``); returns the process, the pipe to send it messages and the pipe it
+    answers on. The worker imports for about a second before it reads its first message;
+    messages sent meanwhile wait in the pipe."""
+    from alphaloop.execution import _blind
     from alphaloop.execution._confine import scrubbed_env
 
     # the worker's TMPDIR, under which each strategy process gets its private folder:
@@ -80,32 +132,35 @@ def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, C
     inbox_r, inbox_w = os.pipe()
     outbox_r, outbox_w = os.pipe()
     sent_r, sent_w = os.pipe()
-    child_fds = (inbox_r, outbox_w, sent_w)
+    to_blind, blind_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child_fds = (inbox_r, outbox_w, sent_w, to_blind.fileno())
+    limit = str(memory_limit or 0)
+    blind: subprocess.Popen[bytes] | None = None
     try:
-        popen = subprocess.Popen(
-            [
-                sys.executable,
-                "-P",
-                "-c",
-                _BOOT,
-                str(inbox_r),
-                str(outbox_w),
-                str(memory_limit or 0),
-            ],
-            env=env,
-            pass_fds=child_fds,
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
+        blind = start_interpreter(
+            _blind.BOOT,
+            [str(blind_end.fileno()), limit, str(os.getpid())],
+            (blind_end.fileno(),),
+            env,
+        )
+        popen = start_interpreter(
+            _BOOT, [str(inbox_r), str(outbox_w), limit, str(to_blind.fileno())], child_fds, env
         )
     except BaseException:
-        for fd in (*child_fds, inbox_w, outbox_r, sent_r):
+        if blind is not None:
+            _end(blind, 0.0)
+        for fd in (inbox_r, outbox_w, sent_w, inbox_w, outbox_r, sent_r):
             os.close(fd)
+        to_blind.close()
+        blind_end.close()
         shutil.rmtree(tmp_root, ignore_errors=True)
         raise
-    for fd in child_fds:
+    for fd in child_fds[:3]:
         os.close(fd)
+    to_blind.close()
+    blind_end.close()
     inbox, outbox = Connection(inbox_w, readable=False), Connection(outbox_r, writable=False)
     widen(inbox)
     widen(outbox)
     inbox.send(("init", {"sys_path": list(sys.path), "parent": os.getpid()}))
-    return WorkerProcess(popen, sent_r, tmp_root), inbox, outbox
+    return WorkerProcess(popen, sent_r, tmp_root, blind), inbox, outbox

@@ -5,7 +5,13 @@ numpy, pandas, TA-Lib and the engine, compiles the engine's kernels, and then ru
 is sent. It never runs strategy code itself: `task_runner.run_task` asks `_jail` to fork a
 kernel-confined child of this process for that, and measures the child's positions here, with
 prices the child never held. Forking is why the worker has no threads (a fork copies only the
-calling thread, and whatever locks the others held stay held in the child).
+calling thread, and whatever locks the others held stay held in the child). The look-ahead
+check's cut runs happen in neither: `run_task` sends the cuts, one window at a time, to the
+strategy processes of a second clean interpreter that never loads market data (the blind
+worker, `_blind`, started beside this one).
+
+Arguments: the inbox and outbox descriptors, the memory limit (0: none) and, from
+`_launch.start_worker`, the socket to the blind worker started beside it.
 
 Protocol (parent -> worker, over the inbox pipe):
     ``("init", {"sys_path": [...], "parent": pid})``   first message: the parent's import path
@@ -242,6 +248,10 @@ class _Inbox:
 def main() -> None:
     """Entry point of the worker program (see the module docstring)."""
     inbox_fd, outbox_fd, memory_limit = (int(a) for a in sys.argv[1:4])
+    if len(sys.argv) > 4:  # the socket to the blind worker `_launch` started beside this one
+        from alphaloop.execution import _blind
+
+        _blind.set_companion(int(sys.argv[4]))
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in _NESTED_THREADS_ENV:
@@ -274,6 +284,9 @@ def main() -> None:
     try:
         _serve(inbox, outbox, limit)
     finally:
+        from alphaloop.execution import _blind
+
+        _blind.shutdown()
         _jail.shutdown()
 
 

@@ -3,8 +3,10 @@
 ``run_task`` is module-level so it pickles by reference. A task flows down:
 
     clean worker: bars (cached) -> parameters resolved from the source, read not run
-        -> confined strategy process (`_jail`): the strategy's positions, look-ahead cuts
+        -> confined strategy process (`_jail`): the strategy's positions on all the bars
     clean worker: positions validated -> engine on the worker's own bars -> metrics
+    with ``check_lookahead``: cut lengths from those positions -> one window at a time, shortest
+        first, to a blind strategy process (`_blind`) that never held later bars -> compared
 
 In a local pool's worker that is direct. Anywhere else (a Dask worker, the CLI) the process is
 not a clean template, so the task is handed to one (`_host.shared`), which does the above.
@@ -33,7 +35,7 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
     input, and `_jail.StrategyProcessError` when the strategy's process fails; the executor
     records them as failed attempts.
     """
-    from alphaloop.execution import _jail
+    from alphaloop.execution import _blind, _jail
 
     if not _jail.is_clean_host():
         from alphaloop.execution import _host
@@ -41,8 +43,11 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
         return _host.shared().run(run_task, task)
     prepared = _PREPARED.pop(task.task_id, None)
     bars, job = prepared if prepared is not None else _job(task)
+    if task.check_lookahead:
+        _blind.prepare()  # the blind worker starts while the strategy process computes
     reply = _jail.current().positions(job, len(bars), tag=task.task_id)
-    return _result(task, bars, job.code_hash, reply.positions, reply.lookahead)
+    lookahead = _blind.lookahead(job, bars, reply.positions) if task.check_lookahead else []
+    return _result(task, bars, job.code_hash, reply.positions, lookahead)
 
 
 _PREPARED: dict[str, tuple[Any, Any]] = {}  # task id -> (bars, job) built by the prefetch
@@ -67,7 +72,6 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
         data_path=path,
         start=task.start,
         end=task.end,
-        lookahead=task.check_lookahead,
         unconfined_ok=task.unconfined_ok,
         code_hash=strategy.code_hash,
     )
