@@ -632,10 +632,13 @@ def main() -> None:
         os.environ.setdefault(var, "1")
     set_memory_budget(None)  # the worker's budget is not this process's
     sock = socket.socket(fileno=sock_fd)
-    try:
-        msg, fds = _recv(sock)
-    except (EOFError, OSError):
-        os._exit(0)
+    with contextlib.suppress(EOFError, OSError):  # the worker is gone (and so are we)
+        _serve(sock, memory_limit or None)
+    os._exit(0)  # children die with this process
+
+
+def _serve(sock: socket.socket, memory_limit: int | None) -> None:
+    msg, fds = _recv(sock)
     for fd in fds:
         os.close(fd)
     sys.path[:] = list(msg[1]["sys_path"])
@@ -644,12 +647,9 @@ def main() -> None:
     gc.freeze()  # what the warm-up made stays put: fewer pages copied into each child
     _say(sock, {"ready": True})
     while True:
-        try:
-            msg, fds = _recv(sock)
-        except (EOFError, OSError):
-            os._exit(0)  # the worker is gone; children die with this process
+        msg, fds = _recv(sock)
         if msg[0] == "job" and len(fds) == 2:
-            _fork(sock, msg[1], fds[0], fds[1], memory_limit or None)
+            _fork(sock, msg[1], fds[0], fds[1], memory_limit)
             continue
         for fd in fds:
             os.close(fd)
