@@ -37,16 +37,20 @@ def generate_positions(data, seconds=3.0):
     os.set_blocking(r, False)
     fired = 0
     open("firing", "w").close()  # in the private temp: the test knows the attempt has begun
+    armed = False
     try:
         fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp())
         fcntl.fcntl(r, F_SETSIG, signal.SIGTERM)
         fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        armed = True
+    except OSError:
+        pass
+    # keep at it for `seconds` either way, so the neighbours' tasks run meanwhile
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if armed:
             os.write(w, b"x")
             os.read(r, 16)
             fired += 1
-            time.sleep(0.002)
-    except OSError:
-        pass
+        time.sleep(0.002)
     return pd.Series(np.ones(len(data)) + 0 * fired, index=data.index)
