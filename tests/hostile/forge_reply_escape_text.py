@@ -1,10 +1,11 @@
 """Forge an "ok" reply whose look-ahead dates are terminal escape sequences.
 
-Attack (own): the worker copies the ``lookahead`` strings of a reply into the result, and
-``strategies check`` prints the first one. They are OSC/CSI sequences (clear screen, set the
-window title, write the clipboard with OSC 52) and a fake "ok" line after a newline. The
-positions are "always long".
-Stopped by: the worker escapes and truncates each string (40 characters); outputs are one
+Attack (own): hoping the worker copies the ``lookahead`` strings of a reply into the result
+(an earlier design did, and ``strategies check`` printed the first one). They are OSC/CSI
+sequences (clear screen, set the window title, write the clipboard with OSC 52) and a fake "ok"
+line after a newline. The positions are "always long".
+Stopped by: the worker decides the look-ahead cuts itself (in a blind process) and reads only
+``ok``, the error text (escaped, capped) and the positions from a reply; outputs are one
 printable line. The metrics stay buy and hold.
 """
 # honest-positions: long

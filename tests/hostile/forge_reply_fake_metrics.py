@@ -5,7 +5,7 @@ writes a well-formed frame itself (length prefix, JSON header, raw float64 posit
 header also carries ``"metrics": {"sharpe_ratio": 76, ...}``, ``"bars"`` and ``"kind"``, then
 leaves with ``os._exit(0)`` before alphaloop's own reply code runs. The positions in the frame
 are "always long".
-Stopped by: the worker reads only ``ok``, ``lookahead`` and the positions from a reply,
+Stopped by: the worker reads only ``ok``, the error text and the positions from a reply,
 validates the positions and computes the metrics itself, on its own bars: the result is buy
 and hold, whatever the header claims.
 """

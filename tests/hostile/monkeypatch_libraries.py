@@ -6,7 +6,7 @@ Attack (own): ``pd.DataFrame.__getitem__`` returns fake rising prices,
 ``alphaloop.execution._jail._reply`` is replaced so the frame sent to the worker claims a
 Sharpe ratio of 76 and carries whatever positions it likes (here: always long). ``np.ndarray``
 methods cannot be set (a TypeError is part of the attempt).
-Stopped by: patches live in this process; the worker decodes only ``ok``/``lookahead`` and raw
+Stopped by: patches live in this process; the worker decodes only ``ok``, the error and raw
 positions, validates them and measures them on its own bars.
 """
 # honest-positions: long
