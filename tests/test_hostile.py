@@ -9,7 +9,7 @@ worker's own handling of its replies stand in the way.
 Entry points, each run once per module, as real processes:
 
 - ``alphaloop strategies check FOLDER``: every file, one command (``--timeout 6``).
-- ``alphaloop run --strategies FOLDER --workers 2 --variants 2 --task-timeout 10``: every file
+- ``alphaloop run --strategies FOLDER --workers 2 --variants 2 --task-timeout 6``: every file
   the reader accepts (``run`` refuses a folder with an unreadable file, so
   ``source_parse_bomb`` is left out); two workers, so strategies run next to each other. On a
   CLI without ``--task-timeout`` the files that never return (``HANGS``) are left out (the
@@ -90,8 +90,8 @@ HOSTILE = Path(__file__).resolve().parent / "hostile"
 ESCAPED = "HOSTILE" + "-ESCAPED"
 SWITCH = {"ALPHALOOP_PY_SANDBOX": "off"}
 TIMEOUT = 6.0  # --timeout: the files that never return cost this much (plus a new worker)
-# the pool: a task on a replacement worker is charged the worker's warm-up (~4 s loaded)
-POOL_TIMEOUT = 10.0
+# the pool: a worker warms up before it says it is ready, so a task's clock counts the task only
+POOL_TIMEOUT = 6.0
 MEMORY = "1GiB"
 NOBODY = 65534
 MAX_LINE = 300

@@ -354,9 +354,7 @@ class _Host:
 
     # ---- children
     def _spawn(self, key: _Key, source: str) -> _Child:
-        if self._warm_up is not None:  # once, before the first fork: children start warm
-            warm, self._warm_up = self._warm_up, None
-            warm()
+        self.warm_up_now()
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         tmp = tempfile.mkdtemp(prefix="alphaloop-strategy-")
@@ -408,6 +406,13 @@ class _Host:
         if self.child is child:
             self.child = None
         return status
+
+    def warm_up_now(self) -> None:
+        """Run the warm-up now if it has not run (else it runs before the first fork), so
+        that no task's clock pays for it."""
+        if self._warm_up is not None:
+            warm, self._warm_up = self._warm_up, None
+            warm()
 
     def close(self) -> None:
         if self.child is not None:

@@ -133,7 +133,17 @@ def _prefetch(tasks: list[BacktestTask]) -> None:
 _AHEAD, _LOW = 8, 2  # jobs sent ahead at most; a new batch once no more than _LOW wait
 
 
+def _warm_up() -> None:
+    """Before a worker says it is ready: import and compile what strategy processes use, and
+    wake the blind worker of the look-ahead check (it warms up meanwhile)."""
+    from alphaloop.execution import _blind, _jail
+
+    _blind.prepare()
+    _jail.current().warm_up_now()
+
+
 run_task.prefetch = _prefetch  # type: ignore[attr-defined]
+run_task.warm_up = _warm_up  # type: ignore[attr-defined]
 
 
 def _result(
