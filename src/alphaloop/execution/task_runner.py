@@ -134,11 +134,11 @@ _AHEAD, _LOW = 8, 2  # jobs sent ahead at most; a new batch once no more than _L
 
 
 def _warm_up() -> None:
-    """Before a worker says it is ready: import and compile what strategy processes use, and
-    wake the blind worker of the look-ahead check (it warms up meanwhile)."""
-    from alphaloop.execution import _blind, _jail
+    """Before a worker says it is ready: import and compile what strategy processes use. (The
+    look-ahead check's blind worker is woken by the first task that needs it: most workers
+    never do, e.g. in a benchmark or a `backtest`.)"""
+    from alphaloop.execution import _jail
 
-    _blind.prepare()
     _jail.current().warm_up_now()
 
 
