@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from alphaloop.errors import AlphaloopError, clean_message
 
@@ -139,9 +140,15 @@ def clean(text: str, limit: int = _MAX_ERROR) -> str:
 
 # -- the child -----------------------------------------------------------------------------
 def _reply(header: dict[str, Any], positions: np.ndarray | None = None) -> bytes:
-    head = json.dumps(header).encode()
-    body = b"" if positions is None else np.ascontiguousarray(positions, np.float64).tobytes()
-    return _HEAD.pack(len(head), len(body)) + head + body
+    head = _OK if header == {"ok": True} else json.dumps(header).encode()
+    if positions is None:
+        return _HEAD.pack(len(head), 0) + head
+    body = np.ascontiguousarray(positions, np.float64)
+    return b"".join((_HEAD.pack(len(head), body.nbytes), head, body.data))
+
+
+_OK = json.dumps({"ok": True}).encode()
+_COW = int(pd.__version__.split(".")[0]) >= 3 or bool(pd.get_option("mode.copy_on_write"))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -167,6 +174,7 @@ class _Compute:
     def __init__(self, source: str, name: str) -> None:
         self.source, self.name = source, name
         self.bars: dict[tuple[Any, ...], Any] = {}
+        self.strategy: Any = None
 
     def _bars(self, ticker: str, timeframe: str, path: str | None, start: Any, end: Any) -> Any:
         key = (ticker, timeframe, path, start, end)
@@ -187,9 +195,11 @@ class _Compute:
 
         params, ticker, timeframe, path, start, end = request
         bars = self._bars(ticker, timeframe, path, start, end)
-        strategy = from_source(self.source, self.name)
-        positions = strategy.positions(bars.copy(), params)
-        return _reply({"ok": True}, positions)
+        if self.strategy is None:
+            self.strategy = from_source(self.source, self.name)
+        # its own copy: what one variant does to its bars cannot reach the next one (pandas'
+        # copy-on-write makes the copy cheap where it is on)
+        return _reply({"ok": True}, self.strategy.positions(bars.copy(deep=not _COW), params))
 
     def answer(self, request: tuple[Any, ...], memory_limit: int | None) -> tuple[bytes, bool]:
         """The reply to one request and whether the child must exit after sending it."""
@@ -492,7 +502,6 @@ class _Host:
     def _read_reply(
         self, child: _Child, name: str, bars: int, timeout: float | None
     ) -> tuple[dict[str, Any], bytes]:
-        limit = _HEAD.size + _MAX_HEADER + 8 * bars
         deadline = None if timeout is None else time.monotonic() + timeout
         buf = child.buf
         while True:
@@ -504,11 +513,12 @@ class _Host:
                 total = _HEAD.size + hlen + blen
                 if len(buf) >= total:
                     head = bytes(buf[_HEAD.size : _HEAD.size + hlen])
-                    body = bytes(buf[_HEAD.size + hlen : total])
+                    with memoryview(buf) as view:
+                        body = view[_HEAD.size + hlen : total].tobytes()
                     del buf[:total]
                     try:
-                        header = json.loads(head)
-                    except ValueError:
+                        header = {"ok": True} if head == _OK else json.loads(head)
+                    except (ValueError, RecursionError):  # RecursionError: nested 1 MiB deep
                         header = None
                     if not isinstance(header, dict):
                         self._retire(child, kill=True)
@@ -526,10 +536,9 @@ class _Host:
                     raise StrategyProcessError(f"strategy {name!r} process vanished")
                 raise _describe_death(status, name)
             if chunk is not None:
+                # (replies sent ahead may be waiting behind this one: each frame's sizes are
+                # checked when it comes first, so the buffer holds at most one frame + 1 MiB)
                 buf += chunk
-                if len(buf) > limit:
-                    self._retire(child, kill=True)
-                    raise StrategyProcessError(f"strategy {name!r} process sent a malformed reply")
                 continue
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if wait == 0.0:
