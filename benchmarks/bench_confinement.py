@@ -1,6 +1,7 @@
 """What kernel confinement of strategy code costs (run by hand; not a test).
 
     python benchmarks/bench_confinement.py [--repeat 7] [--tasks 500] [--forks 40]
+        [--only task|fork|lookahead]
 
 1. Per task: 500 real ``sma_crossover`` backtests on GOOG through ``LocalPool(2)``, the
    strategy code in a kernel-confined process (``task_runner.run_task``: positions in the
@@ -14,6 +15,10 @@
 3. The same fork measured without the kernel layers (``ALPHALOOP_TEST_NO_KERNEL_CONFINEMENT``,
    which leaves the fork, the rlimits and the private folder): what seccomp, Landlock and the
    privilege drop themselves add per fork.
+4. Per task with the look-ahead check (``--lookahead-tasks``, default 100): for the library's
+   own code the check's ~20 truncated reruns run in the worker (trusted code); for any other
+   code (here a user's copy of the same file) in a blind strategy process forked per task
+   (it never holds the full bars); each against the same reruns in the worker, no boundary.
 
 The load average is printed beside the figures: on a shared machine the absolute numbers move
 with it, the ratios much less.
@@ -40,8 +45,8 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def tasks(n: int, prefix: str) -> list[BacktestTask]:
-    src = library_source("sma_crossover")
+def tasks(n: int, prefix: str, lookahead: bool = False, user: bool = False) -> list[BacktestTask]:
+    src = library_source("sma_crossover") + ("# a user's copy\n" if user else "")
     return [
         BacktestTask(
             task_id=f"{prefix}{i}",
@@ -51,13 +56,14 @@ def tasks(n: int, prefix: str) -> list[BacktestTask]:
             strategy_name="sma_crossover",
             ticker="GOOG",
             strategy_parameters={"fast": 2 + i % 40, "slow": 50 + i // 40},
+            check_lookahead=lookahead,
         )
         for i in range(n)
     ]
 
 
-def per_task(n: int, repeat: int, tmp: Path) -> None:
-    work = tasks(n, "r")
+def per_task(n: int, repeat: int, tmp: Path, lookahead: bool = False, user: bool = False) -> None:
+    work = tasks(n, "r", lookahead, user)
     warm = [
         t.model_copy(update={"task_id": f"w{t.task_id}", "strategy_parameters": {"slow": 250}})
         for t in work[:20]
@@ -81,7 +87,9 @@ def per_task(n: int, repeat: int, tmp: Path) -> None:
                 wq.close()
     c, u = statistics.median(times["confined"]), statistics.median(times["in-process"])
     paired = sorted(a / b for a, b in zip(times["confined"], times["in-process"], strict=True))
-    print(f"per task  {n} backtests on GOOG, LocalPool(2), {repeat} repeats, load {loadavg()}")
+    what = "backtests + look-ahead checks" if lookahead else "backtests"
+    what += " of a user's copy of sma_crossover" if user else ""
+    print(f"per task  {n} {what} on GOOG, LocalPool(2), {repeat} repeats, load {loadavg()}")
     print(f"  in-process (no boundary)  median {u * 1e3:7.1f} ms  {u / n * 1e3:.3f} ms/task")
     print(f"  confined                  median {c * 1e3:7.1f} ms  {c / n * 1e3:.3f} ms/task")
     print(
@@ -153,7 +161,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--tasks", type=int, default=500)
     ap.add_argument("--forks", type=int, default=40)
-    ap.add_argument("--only", choices=("task", "fork"))
+    ap.add_argument("--only", choices=("task", "fork", "lookahead"))
+    ap.add_argument("--lookahead-tasks", type=int, default=100)
     ap.add_argument("--fork-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.fork_child:
@@ -163,6 +172,12 @@ def main() -> None:
     if args.only in (None, "task"):
         with tempfile.TemporaryDirectory() as d:
             per_task(args.tasks, args.repeat, Path(d))
+    if args.only in (None, "lookahead"):
+        with tempfile.TemporaryDirectory() as d:
+            for user in (False, True):  # the library's code in the worker; a copy: blind
+                sub = Path(d) / ("user" if user else "library")
+                sub.mkdir()
+                per_task(args.lookahead_tasks, max(3, args.repeat // 2), sub, True, user)
     if args.only in (None, "fork"):
         c = per_fork(args.forks, True)
         u = per_fork(args.forks, False)

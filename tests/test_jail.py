@@ -170,6 +170,38 @@ def test_failures_are_classified_and_retried_only_when_it_can_help(q: TaskQueue)
         assert text in (q.get_error(tid) or ""), (tid, q.get_error(tid))
 
 
+COUNTS = user(
+    """
+    CALLS = [0]
+
+    def generate_positions(data):
+        CALLS[0] += 1  # what this process has served: 0.1 long per call
+        return pd.Series(0.1 * CALLS[0], index=data.index)
+    """
+)
+
+
+@needs_kernel
+def test_a_worker_keeps_its_last_strategies_processes_and_no_more(q: TaskQueue) -> None:
+    """A run alternates between a few strategies: each keeps its own process (state kept
+    within one strategy shows it), and the least recently used one is ended beyond four."""
+    order = ["a1", "b", "a2", "c", "d", "e", "f", "a3"]
+    q.enqueue_batch(
+        [
+            task(tid, COUNTS, "counts") if tid[0] == "a" else task(tid, LONG + f"# {tid}\n", tid)
+            for tid in order
+        ]
+    )
+    with LocalPool(1) as pool:
+        summary = pool.run(q, run_task)
+    assert summary.completed == len(order), q.get_stats()
+    ret = {t: q.get_result(t)["metrics"]["total_return"] for t in ("a1", "a2", "a3")}
+    assert ret["a2"] > ret["a1"] > 0  # the same process served a1 and a2: 0.1 long, then 0.2
+    # b, c, d, e, f came after a2: a's process was the least recently used and was ended, so
+    # a3 ran in a fresh one, exactly as a1 did
+    assert ret["a3"] == ret["a1"]
+
+
 def test_derived_timeout() -> None:
     assert derived_timeout([0.1] * 4, 300.0) == 300.0  # too few measurements: the cap
     assert derived_timeout([0.01] * 5, 300.0) == 10.0  # the floor
@@ -246,9 +278,7 @@ def test_backtest_without_kernel_confinement(tmp_path: Path) -> None:
     # library code runs anyway (in its own process), a user's file with --unconfined, warned
     lib = alphaloop("backtest", "sma_crossover", "--ticker", "GOOG", "--json", env=off)
     assert lib.returncode == 0 and json.loads(lib.stdout)["num_trades"] > 0
-    proc = alphaloop(
-        "backtest", str(path), "--ticker", "GOOG", "--json", "--unconfined", env=off
-    )
+    proc = alphaloop("backtest", str(path), "--ticker", "GOOG", "--json", "--unconfined", env=off)
     assert proc.returncode == 0, proc.stderr
     assert "WITHOUT kernel confinement" in one_line(proc)
     assert json.loads(proc.stdout)["num_trades"] > 0
@@ -271,9 +301,7 @@ def test_strategies_check_one_line_per_file(tmp_path: Path) -> None:
     (tmp_path / "sma_crossover.py").write_text(library_source("sma_crossover"))
     proc = alphaloop("strategies", "check", str(tmp_path), "--timeout", "30")
     assert proc.returncode == 1, proc.stderr
-    lines = dict(
-        (line.split()[1].rstrip(":"), line) for line in proc.stdout.strip().splitlines()
-    )
+    lines = dict((line.split()[1].rstrip(":"), line) for line in proc.stdout.strip().splitlines())
     assert sorted(lines) == ["good", "imports", "peeks", "raises", "sma_crossover"]
     assert lines["good"].startswith("ok") and lines["sma_crossover"].startswith("ok")
     assert lines["raises"].startswith("FAIL") and "ZeroDivisionError" in lines["raises"]
