@@ -22,10 +22,12 @@ def alphaloop(*args: str, home: Path, timeout: float = 300) -> subprocess.Comple
 
 
 def test_run_success_then_status_show_and_resume(tmp_path: Path) -> None:
+    # the mechanics of a success: significance off (its own tests are in test_significance)
     proc = alphaloop("run", "--ticker", "GOOG", "--gate", "sharpe_ratio>=0.2",
                      "--gate", "num_trades>=1", "--variants", "3", "--workers", "2", "--json",
-                     home=tmp_path)
+                     "--alpha", "1", home=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "warning: --alpha 1: the holdout significance test is off" in proc.stderr
     result = json.loads(proc.stdout)
     wid = result["workflow_id"]
     assert result["status"] == "SUCCESS" and wid.startswith("workflow_")
@@ -36,12 +38,13 @@ def test_run_success_then_status_show_and_resume(tmp_path: Path) -> None:
     assert "[holdout]" in show.stdout and "SUCCESS" in show.stdout
     again = alphaloop("resume", wid, "--json", home=tmp_path)  # a finished run: same result
     assert again.returncode == 0 and json.loads(again.stdout) == result
+    assert "significance test is off" in again.stderr  # said again on every run
 
 
 def test_unreadable_workflow_files_get_one_line_errors(tmp_path: Path) -> None:
     proc = alphaloop("run", "--ticker", "GOOG", "--gate", "num_trades>=1", "--variants", "2",
                      "--json", home=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode in (0, 1), proc.stderr  # a finished workflow, whatever its verdict
     wid = json.loads(proc.stdout)["workflow_id"]
     folder = tmp_path / "workflows" / wid
 
@@ -151,7 +154,8 @@ def test_sigterm_exits_143_and_resume_finishes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc = subprocess.Popen(
         [sys.executable, "-m", "alphaloop.cli", "run", "--ticker", "GOOG", "--variants", "2",
-         "--strategies", str(mine), "--gate", "num_trades>=1", "--home", str(home), "--json"],
+         "--strategies", str(mine), "--gate", "num_trades>=1", "--home", str(home), "--json",
+         "--alpha", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     # wait until a worker is running the slow strategy's check, then terminate the run

@@ -17,11 +17,14 @@ from typing import Any
 
 import pytest
 
+from _results import comparable
 from alphaloop.execution import QUEUE_FILENAME, LocalPool
 from alphaloop.workflow.api import resume_workflow, run_workflow
 from alphaloop.workflow.state import StateManager
 
-RUN = ["run", "--ticker", "GOOG", "--gate", "num_trades>=1", "--variants", "2", "--json"]
+# AAPL: its first candidate passes the gate and the significance test on the holdout (PSR
+# 0.998 at look 1), so the run ends SUCCESS, exit 0
+RUN = ["run", "--ticker", "AAPL", "--gate", "num_trades>=1", "--variants", "2", "--json"]
 
 
 def alphaloop(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -48,13 +51,6 @@ def one_line_error(
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
 
-
-def comparable(result: dict[str, Any]) -> dict[str, Any]:
-    """A result without what differs between two workflows of the same search (ids)."""
-    out = dict(result)
-    out.pop("workflow_id")
-    out["lessons_learned"] = [lesson.split("] ", 1)[-1] for lesson in out["lessons_learned"]]
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ WORKFLOW_ID`` carries on). ``status`` and ``show`` only read: they never create 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -26,7 +27,7 @@ from rich.table import Table
 
 from alphaloop.cli import app, err_console
 from alphaloop.cli._limits import UnconfinedOpt, check_confinement
-from alphaloop.errors import clean_message
+from alphaloop.errors import AlphaloopError, clean_message
 
 HomeOpt = Annotated[
     str | None,
@@ -127,12 +128,22 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
         )
         ins, out = result["best_metrics"] or {}, result["holdout_metrics"] or {}
         for key in ins:
+            if key == "deflated_sharpe":  # in words below: in-sample DSR, holdout PSR
+                continue
             table.add_row(key, _fmt(ins.get(key)), _fmt(out.get(key)) if out else "not run")
         console.print(table)
-    dsr = result.get("deflated_sharpe")
+    look = result.get("holdout_significance")
+    if look:
+        console.print(f"holdout: {_safe(_look_line(look))}", markup=False, highlight=False)
+    if result.get("holdout_note") and (not look or look["verdict"] != "not significant"):
+        console.print(f"holdout: {_safe(result['holdout_note'])}", markup=False,
+                      highlight=False)
+    dsr = result.get("in_sample_deflated_sharpe")
     console.print(
-        f"deflated Sharpe: {'n/a' if dsr is None else f'{dsr:.3f}'}   variants "
-        f"tried: {result['variants_tried']}   holdout looks: {result['holdout_looks']}"
+        f"in-sample deflated Sharpe: {'n/a' if dsr is None else f'{dsr:.3f}'} over "
+        f"{result.get('in_sample_trials', 0)} trials   variants tried: "
+        f"{result['variants_tried']}   holdout looks: {result['holdout_looks']} of "
+        f"{result.get('max_holdout_looks', '?')} (alpha {result.get('alpha', '?')})"
         f"   iterations: {result['total_iterations']}"
     )
     console.print("lessons:")
@@ -142,6 +153,32 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
         f"records: {home}/workflows/{result['workflow_id']}/ and "
         f"{home}/experiments/  (alphaloop show {result['workflow_id']})"
     )
+
+
+def _looks(tracker: Any, workflow_id: str, root: Any) -> dict[tuple[str, str], Any]:
+    """Each holdout record's look, judged (`workflow.significance`), by (variant, sample)."""
+    from alphaloop.workflow.api import workflow_alpha
+    from alphaloop.workflow.significance import holdout_looks
+
+    try:
+        alpha = workflow_alpha(workflow_id, root)
+    except AlphaloopError:  # no usable settings.json: the tree without the verdicts
+        return {}
+    return {(h.variant, "holdout"): h
+            for h in holdout_looks(tracker.records(sample="holdout"), alpha)}
+
+
+def _look_line(look: dict[str, Any]) -> str:
+    """A holdout look in words, from its JSON form (`HoldoutLook.to_dict`)."""
+    psr = "n/a" if look.get("psr") is None else f"{look['psr']:.3f}"
+    head = {"passed": "significant", "not significant": "NOT significant",
+            "failed the gate": "failed the gate"}.get(look["verdict"], look["verdict"])
+    if not look["threshold"]:
+        head = f"{look['verdict']} (significance test off: --alpha 1)"
+    sharpe = "n/a" if look.get("sharpe") is None else f"{look['sharpe']:.2f}"
+    span = "" if look.get("years") is None else f" over {look['years']:.1f} years"
+    return (f"{head}: look {look['look']}, Sharpe {sharpe}{span}, PSR {psr} "
+            f"(needs {look['threshold']:.3f} = 1 - alpha/{look['look']})")
 
 
 def _fmt(v: Any) -> str:
@@ -260,14 +297,34 @@ def run(
     as_json: JsonOpt = False,
     task_timeout: TaskTimeoutOpt = None,
     unconfined: UnconfinedOpt = False,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            help="Significance level of the holdout test over all holdout looks: SUCCESS "
+            "needs the holdout's probabilistic Sharpe ratio >= 1 - alpha/K at look K. "
+            "1 switches the test off (unsafe: noise passes a loose gate).",
+        ),
+    ] = 0.05,
+    max_holdout_looks: Annotated[
+        int,
+        typer.Option(
+            "--max-holdout-looks",
+            help="Holdout looks the workflow may take; once spent it ends FAILED.",
+        ),
+    ] = 10,
 ) -> None:
     """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, run_workflow
     from alphaloop.workflow.gate import QualityCriteria
+    from alphaloop.workflow.significance import ALPHA_OFF_WARNING, check_settings
 
     # --gate replaces the default gate as a whole, so any default criterion can be dropped.
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
+    check_settings(alpha, max_holdout_looks)
+    if alpha >= 1.0:
+        err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
     root = str(resolve_home(home))
     executor = make_executor(
         backend, workers=workers, scheduler=scheduler, task_timeout=task_timeout
@@ -291,6 +348,8 @@ def run(
         end=end,
         strategies_dir=strategies,
         unconfined=unconfined,
+        alpha=alpha,
+        max_holdout_looks=max_holdout_looks,
     )
 
 
@@ -305,11 +364,16 @@ def resume(
     task_timeout: TaskTimeoutOpt = None,
     unconfined: UnconfinedOpt = False,
 ) -> None:
-    """Finish an interrupted workflow and print the same result as `run`."""
+    """Finish an interrupted workflow and print the same result as `run`. Its gate, --alpha
+    and --max-holdout-looks are the ones it was started with: a spent holdout stays spent."""
     from alphaloop.execution import resolve_home
-    from alphaloop.workflow.api import make_executor, resume_workflow
+    from alphaloop.workflow.api import make_executor, resume_workflow, workflow_alpha
+    from alphaloop.workflow.significance import ALPHA_OFF_WARNING
 
     root = str(resolve_home(home, create=False))  # resuming never creates a home folder
+    with contextlib.suppress(AlphaloopError):  # a missing workflow or file: resume says which
+        if workflow_alpha(workflow_id, root) >= 1.0:
+            err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
     executor = make_executor(
         backend, workers=workers, scheduler=scheduler, task_timeout=task_timeout
     )
@@ -401,6 +465,7 @@ def show(
     except sqlite3.Error as exc:  # reading a WAL file needs room for its -shm companion
         raise storage_error(exc, root, "show it again") or exc from None
     with tracker:
+        looks = _looks(tracker, workflow_id, root)
         for node in tracker.tree():
             e = node.experiment
             branch = tree.add(
@@ -417,6 +482,13 @@ def show(
                         if r.gate_passed
                         else "[yellow]fail[/]"
                     )
+                    look = looks.get((f"{r.experiment_id}/{r.variant_id}", r.sample))
+                    if look is not None:
+                        psr = "n/a" if look.psr is None else f"{look.psr:.3f}"
+                        tag = "" if look.passed or not look.gate_passed else (
+                            "[yellow]not significant[/] ")
+                        verdict += (f" {tag}(look {look.look}: PSR {psr}, needs "
+                                    f"{look.threshold:.3f})")
                     score = "-" if r.gate_score is None else f"{r.gate_score:.3f}"
                     params = ", ".join(f"{k}={v}" for k, v in r.parameters.items())
                     leaf = branch.add(

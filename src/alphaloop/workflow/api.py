@@ -45,10 +45,22 @@ from alphaloop.workflow.orchestrator import (
     split_bars,
 )
 from alphaloop.workflow.routing import RoutingEngine
+from alphaloop.workflow.significance import (
+    DEFAULT_ALPHA,
+    DEFAULT_MAX_HOLDOUT_LOOKS,
+    check_settings,
+)
 from alphaloop.workflow.state import StateManager, workflow_dir
 from alphaloop.workflow.tracker import ExperimentTracker
 
-__all__ = ["SETTINGS_FILE", "load_strategies", "make_executor", "resume_workflow", "run_workflow"]
+__all__ = [
+    "SETTINGS_FILE",
+    "load_strategies",
+    "make_executor",
+    "resume_workflow",
+    "run_workflow",
+    "workflow_alpha",
+]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +155,8 @@ def _assemble(
         n_variants=int(settings.get("n_variants", 8)),
         commission=float(settings.get("commission", 0.001)),
         slippage_bps=float(settings.get("slippage_bps", 0.0)),
+        alpha=float(settings.get("alpha", DEFAULT_ALPHA)),
+        max_holdout_looks=int(settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)),
         # without kernel confinement, alphaloop's own code (the library and the refinements
         # it writes) still runs; a user's code only with --unconfined
         unconfined_ok=unconfined or not user,
@@ -169,8 +183,14 @@ def run_workflow(
     executor: Executor | None = None,
     on_event: Event | None = None,
     unconfined: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    max_holdout_looks: int = DEFAULT_MAX_HOLDOUT_LOOKS,
 ) -> WorkflowResult:
     """Run a new workflow to its end and return its result (see `Orchestrator.result`).
+
+    ``alpha``: significance level of the holdout test over all looks (`workflow.significance`;
+    1 switches it off, unsafe); ``max_holdout_looks``: looks the workflow may take before it
+    ends FAILED. Both are kept with the workflow: `resume_workflow` cannot change them.
 
     ``unconfined``: where the kernel cannot confine strategy code, run the user's strategies
     anyway (unsafe; otherwise `ConfinementError` before anything is created). Library code
@@ -188,6 +208,7 @@ def run_workflow(
     criteria = QualityCriteria.coerce(quality_criteria)
     if not 1 <= n_variants <= 256:
         raise ConfigError(f"--variants must be between 1 and 256, got {n_variants}")
+    check_settings(alpha, max_holdout_looks)
     root = resolve_home(None if home is None else str(home))
     settings = {
         "criteria": criteria.to_expressions(),
@@ -195,6 +216,8 @@ def run_workflow(
         "strategies_dir": strategies_dir,
         "commission": commission,
         "slippage_bps": slippage_bps,
+        "alpha": alpha,
+        "max_holdout_looks": max_holdout_looks,
     }
     # fail on bad data, dates or user strategies before creating anything
     split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction)
@@ -355,7 +378,20 @@ def _settings_problem(settings: Any) -> str | None:
         if (isinstance(value, bool) or not isinstance(value, int | float)
                 or not math.isfinite(value) or value < 0):
             return f"damaged ({key} is not a number >= 0)"
+    alpha = settings.get("alpha", DEFAULT_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha <= 1:
+        return "damaged (alpha is not a probability in (0, 1])"
+    looks = settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)
+    if isinstance(looks, bool) or not isinstance(looks, int) or looks < 1:
+        return "damaged (max_holdout_looks is not a count >= 1)"
     return None
+
+
+def workflow_alpha(workflow_id: str, home: str | Path | None = None) -> float:
+    """The significance level a workflow was started with (the CLI warns on every run and
+    resume of one with the test off)."""
+    root = resolve_home(None if home is None else str(home), create=False)
+    return float(_read_settings(workflow_dir(root, workflow_id)).get("alpha", DEFAULT_ALPHA))
 
 
 def _check_records(tracker: ExperimentTracker, state: StateManager) -> None:

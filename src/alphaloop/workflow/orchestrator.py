@@ -52,7 +52,13 @@ from alphaloop.data import bars_per_year, load, slice_dates
 from alphaloop.execution import BacktestTask, Executor, TaskQueue
 from alphaloop.workflow._dsr import deflated_sharpe_from_moments
 from alphaloop.workflow.gate import GateResult, QualityCriteria, evaluate, holdout_start
-from alphaloop.workflow.routing import RoutingDecision, RoutingEngine
+from alphaloop.workflow.routing import TIER, RoutingDecision, RoutingEngine
+from alphaloop.workflow.significance import (
+    DEFAULT_ALPHA,
+    DEFAULT_MAX_HOLDOUT_LOOKS,
+    HoldoutLook,
+    holdout_looks,
+)
 from alphaloop.workflow.state import StateManager, atomic_write_text, workflow_dir
 from alphaloop.workflow.tracker import ExperimentRecord, ExperimentTracker, code_hash
 
@@ -124,6 +130,11 @@ class Parts:
     unconfined_ok: bool = False
     """Where the kernel cannot confine strategy code, run it anyway (all code is alphaloop's
     own, or the user passed --unconfined); see `BacktestTask.unconfined_ok`."""
+    alpha: float = DEFAULT_ALPHA
+    """Significance level of the holdout test, over all looks (`workflow.significance`);
+    1 switches the test off."""
+    max_holdout_looks: int = DEFAULT_MAX_HOLDOUT_LOOKS
+    """Holdout looks a workflow may take; once spent, it ends FAILED."""
 
 
 WorkflowResult = dict[str, Any]
@@ -435,6 +446,7 @@ class Orchestrator:
             strategy_code=ordered[-1].strategy_code if ordered else "",
             record_lesson=False,  # written below, in the same write as the transition
         )
+        decision = self._settle(decision, holdout, ordered)
         # idempotent: one action per experiment, and a replay decides the same one
         self.p.tracker.set_action(
             exp_id, decision.action, {"reason": decision.reason, **decision.details}
@@ -539,12 +551,15 @@ class Orchestrator:
         )
 
     # -- holdout ----------------------------------------------------------------------------
-    def _holdout(self, exp_id: str, candidates: list[ExperimentRecord]) -> dict[str, bool]:
-        """Run each in-sample candidate once on the holdout; {variant key: passed} for every
-        holdout look of the workflow. Writes no state: the looks are counted from the records
-        in the routing write."""
+    def _holdout(self, exp_id: str, candidates: list[ExperimentRecord]) -> dict[str, HoldoutLook]:
+        """Run each in-sample candidate once on the holdout, the best first, while looks are
+        left (`Parts.max_holdout_looks`); {variant key: its look, judged} for every holdout
+        look of the workflow. Writes no state: the looks are counted from the records in the
+        routing write."""
         done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
         todo = [c for c in candidates if self._key(c) not in done]
+        left = max(0, self.p.max_holdout_looks - len(done))
+        todo = sorted(todo, key=lambda r: -(r.gate_score or 0.0))[:left]
         if todo:
             props = {c.task_id: self._proposal(c) for c in todo}
             tasks = [self._task(exp_id, c.variant_id, props[c.task_id], holdout=True) for c in todo]
@@ -553,8 +568,48 @@ class Orchestrator:
             for c, t in zip(todo, tasks, strict=True):
                 rec = self._record(exp_id, c.variant_id, t.task_id, props[c.task_id], "holdout", [])
                 self.p.tracker.log_record(rec)
-            done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
-        return {k: r.gate_passed for k, r in done.items()}
+        return {look.variant: look for look in self.looks()}
+
+    def looks(self) -> list[HoldoutLook]:
+        """Every holdout look so far, in order, each judged at its own K."""
+        return holdout_looks(self.p.tracker.records(sample="holdout"), self.p.alpha)
+
+    def _settle(
+        self,
+        decision: RoutingDecision,
+        holdout: dict[str, HoldoutLook],
+        ordered: Sequence[ExperimentRecord],
+    ) -> RoutingDecision:
+        """``decision`` with the holdout's verdict in its words; ABANDON instead once every
+        holdout look is used without a success: the holdout is spent, and looking again
+        would be no test at all."""
+        cap = self.p.max_holdout_looks
+        if decision.action == "SUCCESS":
+            assert decision.best_index is not None
+            look = holdout[self._key(ordered[decision.best_index])]
+            return self._decided("SUCCESS", f"{decision.reason}; {look.explain()}", decision)
+        if len(holdout) < cap:
+            return decision
+        near = [h for h in holdout.values() if h.gate_passed]
+        why = f"; the closest: {near[-1].explain()}" if near else ""
+        reason = (
+            f"the holdout is spent: {len(holdout)} of {cap} looks used "
+            f"(--max-holdout-looks) without a significant pass{why}"
+        )
+        return self._decided("ABANDON", reason, decision)
+
+    def _decided(self, action: str, reason: str, was: RoutingDecision) -> RoutingDecision:
+        s = self.p.state.state
+        lesson = (
+            f"[research {s.research_iteration}, strategy {s.strategy_iteration}] "
+            f"{action} ({TIER[action]}): {reason}"
+        )
+        details = dict(was.details)
+        if action != was.action:
+            details["overrides"] = was.action
+        return was.model_copy(
+            update={"action": action, "reason": reason, "lesson": lesson, "details": details}
+        )
 
     @staticmethod
     def _key(r: ExperimentRecord) -> str:
@@ -645,10 +700,11 @@ class Orchestrator:
                 out.append(float(v))
         return out
 
-    def _view(self, r: ExperimentRecord, holdout: dict[str, bool]) -> IterationRecord:
-        """What agents and routing may see of a record: in-sample facts, holdout as a bool."""
-        key = self._key(r)
-        held = holdout.get(key)
+    def _view(self, r: ExperimentRecord, holdout: dict[str, HoldoutLook]) -> IterationRecord:
+        """What agents and routing may see of a record: in-sample facts, holdout as a bool
+        (passed: the gate held on it and it is significant)."""
+        look = holdout.get(self._key(r))
+        held = None if look is None else look.passed
         lookahead = self._peeks(r)
         return IterationRecord(
             strategy_name=r.strategy_name,
@@ -738,15 +794,19 @@ class Orchestrator:
         """The design's result plus holdout metrics, deflated Sharpe and variants tried."""
         s = self.p.state.state
         best = s.best_strategy or {}
-        holdout, dsr = None, None
+        holdout, dsr, look = None, None, None
+        trials = self._trials()
+        looks = self.looks()
         if best:
             key = f"{best.get('experiment_id')}_{best.get('variant_id')}"
             for r in self.p.tracker.records(sample="holdout"):
                 if r.task_id == f"{key}_holdout":
                     holdout = dict(r.metrics)
+            variant = f"{best.get('experiment_id')}/{best.get('variant_id')}"
+            look = next((h for h in looks if h.variant == variant), None)
             result = self.p.queue.get_result(key)
             if result is not None:  # deflated by every variant tried in the whole workflow
-                dsr = self._dsr(result, self._trials())
+                dsr = self._dsr(result, trials)
         out: WorkflowResult = {
             "status": "SUCCESS" if s.status == "COMPLETED" else "FAILED",
             "workflow_id": s.workflow_id,
@@ -755,7 +815,14 @@ class Orchestrator:
             "best_parameters": best.get("parameters"),
             "best_metrics": s.best_metrics,
             "holdout_metrics": holdout,
-            "deflated_sharpe": dsr,
+            # the best variant's holdout look: PSR, the threshold it faced and K (None if the
+            # best in-sample variant never reached the holdout)
+            "holdout_significance": None if look is None else look.to_dict(),
+            "in_sample_deflated_sharpe": dsr,
+            "in_sample_trials": len(trials),
+            "alpha": self.p.alpha,
+            "max_holdout_looks": self.p.max_holdout_looks,
+            "holdout_looks_detail": [h.to_dict() for h in looks],
             "total_iterations": s.total_iterations,
             "variants_tried": s.variants_tried,
             "holdout_looks": s.holdout_looks,
@@ -765,6 +832,11 @@ class Orchestrator:
         }
         if s.status != "COMPLETED":
             out["reason"] = s.failure_reason
+        # in words, when significance is what failed: the look that came closest
+        unproven = [h for h in looks if h.verdict == "not significant"]
+        if unproven and s.status != "COMPLETED":
+            closest = max(unproven, key=lambda h: h.psr or 0.0)
+            out["holdout_note"] = f"{closest.strategy_name} {closest.explain()}"
         return out
 
     # -- files ------------------------------------------------------------------------------
