@@ -1,18 +1,31 @@
 """Reading one user OHLCV file (CSV or Parquet) into raw bars, remembering where each row was.
 
-What a file may look like:
+What a file may look like (``docs/data.md`` has examples of each, and every error with its fix):
 
+- CSV fields are separated by ``,``, ``;``, a tab or ``|``: whichever of them the header line
+  holds most often. Text is UTF-8 (a byte-order mark is skipped) or UTF-16 with its mark; line
+  ends may be ``\n`` or ``\r\n``. Numbers need a decimal point (``123.45``): a decimal comma is
+  refused (with a hint in a ``;`` file) rather than guessed at.
 - Column names are matched case-insensitively (surrounding spaces ignored). ``open``, ``high``,
-  ``low``, ``close`` are required, ``volume`` is optional (missing -> 0.0 on every bar). Other
-  columns are ignored; prices are used as given (supply adjusted prices if you want them). A
-  column alphaloop reads may appear only once (``close`` and ``Close `` are the same column).
-- Timestamps come from a column named ``date``, ``datetime`` or ``timestamp`` or, in a Parquet
-  file without such a column, from its ``DatetimeIndex``. Text is parsed by pandas with one
-  format for the whole column (inferred from the first row), e.g. ISO ``2020-01-31`` or
-  ``2020-01-31 09:30:00``. Numbers are read as ``YYYYMMDD`` when all are 8-digit integers,
-  otherwise as Unix epoch seconds/milliseconds/microseconds/nanoseconds by magnitude.
-  Timestamps with a timezone or UTC offset are converted to UTC and the timezone is dropped;
-  naive timestamps are kept as they are.
+  ``low``, ``close`` are required, ``volume`` is optional (missing -> 0.0 on every bar).
+  ``Adj Close`` (also ``adj_close``, ``adjclose``, ``adjusted close``) is kept aside for the
+  split/dividend adjustment (``_adjust``). Other columns are ignored. A column alphaloop reads
+  may appear only once (``close`` and ``Close `` are the same column).
+- Timestamps come from a column named ``date``, ``datetime``, ``timestamp`` or ``time``; from
+  ``date`` and ``time`` together (MetaTrader's ``2024.01.02,09:30``), joined into one; from an
+  unnamed first column of text (what pandas' ``to_csv`` writes for a ``DatetimeIndex``); or, in
+  a Parquet file without such a column, from its ``DatetimeIndex``. Text is parsed by pandas
+  with one format for the whole column (inferred from the first row), e.g. ISO ``2020-01-31``
+  or ``2020-01-31 09:30:00``. Dates written ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (``/``, ``.``
+  or ``-``) are read day-first when some first field is above 12, month-first when some second
+  field is, and refused when no date settles it. Numbers are read as ``YYYYMMDD`` when all are
+  8-digit integers, otherwise as Unix epoch seconds/milliseconds/microseconds/nanoseconds by
+  magnitude.
+- Time zones: timestamps with a UTC offset or time zone are made naive. Daily and coarser bars
+  (median spacing of 16 hours or more) keep their local wall-clock time, hence their calendar
+  date (a Tokyo bar of 2024-01-05 stays 2024-01-05); intraday bars are converted to UTC, so a
+  session that crosses a daylight-saving switch stays evenly spaced. Naive timestamps are kept
+  as they are.
 - In a CSV file, lines with no value at all (blank lines) are not bars and are skipped; a
   trailing delimiter on every line is tolerated (the first column is never taken as an index).
 
@@ -22,6 +35,8 @@ line ``n + 1``, which the message also gives).
 
 from __future__ import annotations
 
+import gzip
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +48,28 @@ from alphaloop.errors import DataError
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
-DATE_COLUMNS: tuple[str, ...] = ("date", "datetime", "timestamp")
+DATE_COLUMNS: tuple[str, ...] = ("date", "datetime", "timestamp", "time")
+ADJ_CLOSE = "adj close"
+"""The canonical name of the adjusted-close column (see ``_ADJ_ALIASES``)."""
 SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".parquet")
 """File name endings recognised as data files; the ticker is the name without it."""
+
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+"""CSV field separators recognised; the header line decides (most frequent, ``,`` on a tie)."""
+
+_ADJ_ALIASES = {
+    "adj close",
+    "adj_close",
+    "adjclose",
+    "adj. close",
+    "adjusted close",
+    "adjusted_close",
+    "adj_close_price",
+}
+_DAILY_SPACING = pd.Timedelta(hours=16)
+"""Median spacing from which bars count as daily or coarser (the ``1d`` band of _timeframes)."""
+_OFFSET = re.compile(r"(?<=\d)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -44,6 +78,7 @@ class RawBars:
 
     ``frame`` has float64 columns ``open, high, low, close, volume`` and the parsed tz-naive
     timestamps as index; ``rows[i]`` is the 1-based data row of ``frame.iloc[i]`` in the file.
+    ``adj_close`` is the file's adjusted-close column as read (not yet checked), or None.
     """
 
     frame: pd.DataFrame
@@ -51,12 +86,22 @@ class RawBars:
     file: str
     is_csv: bool
     has_volume: bool
+    adj_close: pd.Series | None = None
 
     def at(self, i: int, with_date: bool = True) -> str:
         """Where row ``i`` is, for a message: ``"x.csv row 4 (line 5), 2020-01-07"``."""
         return _where(
             self.file, int(self.rows[i]), self.is_csv, self.frame.index[i] if with_date else None
         )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a CSV file is written: its field separator, text encoding and first line."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    first_line: str = ""
 
 
 def _where(file: str, row: int, is_csv: bool, when: pd.Timestamp | None = None) -> str:
@@ -85,14 +130,46 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _header(path: Path, is_csv: bool) -> list[object] | None:
+def _sniff(path: Path) -> _Layout:
+    """The delimiter and encoding of a CSV file, from its first 64 KiB."""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            start = handle.read(65536)
+    except (OSError, EOFError):
+        return _Layout()  # the full read reports what is wrong with the file
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif start.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    else:
+        encoding = "utf-8"
+    try:
+        text = start.decode(encoding, errors="replace")
+    except (LookupError, UnicodeError):
+        return _Layout(encoding=encoding)
+    first = next((line for line in text.lstrip("\ufeff").splitlines() if line.strip()), "")
+    counts = {d: first.count(d) for d in DELIMITERS}
+    delimiter = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return _Layout(delimiter if counts[delimiter] else ",", encoding, first.strip())
+
+
+def _header(path: Path, layout: _Layout | None) -> list[object] | None:
     """The column names exactly as the file spells them: pandas renames a repeated CSV column
     (``close``, ``close.1``) and pyarrow refuses to read a Parquet file that repeats one, so
     both would hide a duplicate. None if the header cannot be read this way."""
     try:
-        if is_csv:
-            first = pd.read_csv(path, header=None, nrows=1, index_col=False,
-                                skip_blank_lines=False, dtype=str)
+        if layout is not None:
+            first = pd.read_csv(
+                path,
+                header=None,
+                nrows=1,
+                index_col=False,
+                skip_blank_lines=False,
+                dtype=str,
+                sep=layout.delimiter,
+                encoding=layout.encoding,
+            )
             return list(first.iloc[0]) if len(first) else None
         import pyarrow.parquet as pq
 
@@ -102,7 +179,12 @@ def _header(path: Path, is_csv: bool) -> list[object] | None:
 
 
 def _normal(name: object) -> str:
-    return str(name).replace("\ufeff", "").strip().lower()
+    text = str(name).replace("\ufeff", "").strip().lower()
+    return ADJ_CLOSE if text in _ADJ_ALIASES else text
+
+
+def _blank(name: object) -> bool:
+    return not isinstance(name, str) or not name.replace("\ufeff", "").strip()
 
 
 def _shown(name: object, width: int = 40) -> str:
@@ -117,7 +199,7 @@ def _check_repeats(file: str, names: list[object]) -> None:
     for name in names:
         if isinstance(name, str):
             seen.setdefault(_normal(name), []).append(name)
-    for key in (*DATE_COLUMNS, *COLUMNS):
+    for key in (*DATE_COLUMNS, *COLUMNS, ADJ_CLOSE):
         spelled = seen.get(key, [])
         if len(spelled) > 1:
             variants = ", ".join(repr(_shown(n)) for n in spelled)
@@ -130,18 +212,56 @@ def _check_repeats(file: str, names: list[object]) -> None:
 
 def read_file(path: Path) -> RawBars:
     """Read a CSV or Parquet file; raise a one-line ``DataError`` naming the file and the fix."""
-    file = str(path)
     is_csv = not path.name.lower().endswith(".parquet")
-    header = _header(path, is_csv)
+    layout = _sniff(path) if is_csv else None
+    try:
+        return _read(path, layout)
+    except DataError as exc:
+        hint = _semicolon_hint(layout)
+        if hint:
+            raise DataError(f"{exc.args[0]}; {hint}") from None
+        raise
+
+
+def _semicolon_hint(layout: _Layout | None) -> str:
+    """What to check in a file that uses ``;`` (European exports) and still failed."""
+    if layout is None or ";" not in layout.first_line:
+        return ""
+    if layout.delimiter == ";":
+        return (
+            "the file is ';'-separated: numbers need a decimal point, like 123.45, not a "
+            "comma; re-export it with '.' as the decimal mark"
+        )
+    return (
+        f"its header mixes ';' and {layout.delimiter!r}; separate every field with one "
+        "delimiter: , ; tab or |"
+    )
+
+
+def _read(path: Path, layout: _Layout | None) -> RawBars:
+    file = str(path)
+    is_csv = layout is not None
+    header = _header(path, layout)
     if header is not None:
         _check_repeats(file, header)
     try:
         table = (
-            pd.read_csv(path, skip_blank_lines=False, index_col=False)
-            if is_csv
+            pd.read_csv(
+                path,
+                skip_blank_lines=False,
+                index_col=False,
+                sep=layout.delimiter,
+                encoding=layout.encoding,
+            )
+            if layout is not None
             else pd.read_parquet(path)
         )
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {file}: byte {exc.object[exc.start : exc.start + 1]!r} at offset "
+            f"{exc.start} is not UTF-8 text; save the file as UTF-8 (Excel: 'CSV UTF-8')"
+        ) from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
         kind = "CSV" if is_csv else "Parquet"
         raise DataError(f"cannot read {file} as {kind}: {_first_line(exc)}") from None
     if is_csv and header is not None and len(header) == len(table.columns):
@@ -159,10 +279,22 @@ def read_file(path: Path) -> RawBars:
 
     names = [_normal(c) for c in table.columns]
     _check_repeats(file, names)
+    if (
+        is_csv
+        and header is not None
+        and len(header) == len(names)
+        and names
+        and not set(names) & set(DATE_COLUMNS)
+        and _blank(header[0])
+        and not pd.api.types.is_numeric_dtype(table.iloc[:, 0].dtype)
+    ):
+        names[0] = "date"  # pandas' to_csv of a DatetimeIndex without a name
     table.columns = names
     dates = [n for n in DATE_COLUMNS if n in names]
     missing = [c for c in PRICE_COLUMNS if c not in names]
-    if len(dates) != 1 or missing:
+    if dates == ["date", "time"]:
+        stamps = _join_date_time(table["date"], table["time"], file)
+    elif len(dates) != 1 or missing:
         shown = [_shown(c) for c in table.columns[:12]]
         more = len(table.columns) - len(shown)
         found = ", ".join(shown) + (f" and {more} more" if more > 0 else "") or "nothing"
@@ -171,10 +303,17 @@ def read_file(path: Path) -> RawBars:
         need = ([] if dates else ["date (or datetime/timestamp)"]) + missing
         raise DataError(
             f"{file}: missing column(s) {', '.join(need)}; found {found}; "
-            "the header needs date, open, high, low, close and optionally volume"
+            + (
+                "the first line looks like data, not a header: add a header line such as "
+                "date,time,open,high,low,close,volume"
+                if header is not None and _looks_like_data(header)
+                else "the header needs date, open, high, low, close and optionally volume"
+            )
         )
+    else:
+        stamps = table[dates[0]]
 
-    index = _parse_timestamps(table[dates[0]], file, rows, is_csv)
+    index = _parse_timestamps(stamps, file, rows, is_csv)
     frame = pd.DataFrame(index=index)
     has_volume = "volume" in names
     for column in COLUMNS:
@@ -183,7 +322,29 @@ def read_file(path: Path) -> RawBars:
             continue
         frame[column] = _to_float(table[column], column, file, rows, is_csv, index)
     frame.index.name = "date"
-    return RawBars(frame, rows, file, is_csv, has_volume)
+    adj = table[ADJ_CLOSE].reset_index(drop=True) if ADJ_CLOSE in names else None
+    return RawBars(frame, rows, file, is_csv, has_volume, adj)
+
+
+def _looks_like_data(header: list[object]) -> bool:
+    """True when the first header cell is a date (a file written without a header line)."""
+    first = str(header[0]).replace("\ufeff", "").strip() if header else ""
+    if not first or not first[0].isdigit():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return not pd.isna(pd.to_datetime(first, errors="coerce"))
+
+
+def _join_date_time(day: pd.Series, clock: pd.Series, file: str) -> pd.Series:
+    """One timestamp text per row from separate date and time columns (MetaTrader exports)."""
+    if pd.api.types.is_datetime64_any_dtype(day.dtype):
+        if (day.dropna() != day.dropna().dt.normalize()).any():
+            raise DataError(
+                f"{file}: both the date and the time column hold a time of day; keep one"
+            )
+        day = day.dt.strftime("%Y-%m-%d")
+    return day.astype("string").str.strip() + " " + clock.astype("string").str.strip()
 
 
 def _to_float(
@@ -215,19 +376,14 @@ def _parse_timestamps(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format" fallback
         if isinstance(dtype, pd.DatetimeTZDtype):
-            parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            utc = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            parsed = values.dt.tz_localize(None) if _daily(utc) else utc
         elif pd.api.types.is_datetime64_dtype(dtype):
             parsed = values
         elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
             parsed = _from_numbers(values)
         else:
-            try:
-                parsed = pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
-            except (ValueError, TypeError) as exc:
-                raise DataError(
-                    f"{file}: cannot parse the timestamps ({_first_line(exc)}); "
-                    "use one format for every row, e.g. 2020-01-31 or 2020-01-31 09:30:00"
-                ) from None
+            parsed = _from_text(values, file)
     missing = np.flatnonzero(parsed.isna().to_numpy())
     if missing.size:
         i = int(missing[0])
@@ -245,6 +401,55 @@ def _parse_timestamps(
         raise DataError(
             f"{file}: timestamps outside 1677-2262 are not supported; check the date column"
         ) from None
+
+
+def _daily(utc: pd.Series) -> bool:
+    """Whether bars are daily or coarser: median spacing of at least 16 hours."""
+    ns = pd.DatetimeIndex(utc.dropna()).as_unit("ns").asi8
+    if len(ns) < 2:
+        return True
+    return bool(np.median(np.abs(np.diff(ns))) >= _DAILY_SPACING.value)
+
+
+def _from_text(values: pd.Series, file: str) -> pd.Series:
+    """Timestamps from text: with time zones per the module docstring, ambiguous
+    day/month orders settled by the data or refused."""
+    text = values.astype("string").str.strip()
+    zoned = text.str.contains(":", regex=False) & text.str.contains(_OFFSET)
+    try:
+        if zoned.fillna(False).any():
+            utc = pd.to_datetime(text, errors="coerce", utc=True).dt.tz_localize(None)
+            if not _daily(utc):
+                return utc
+            return pd.to_datetime(text.str.replace(_OFFSET, "", regex=True), errors="coerce")
+        return pd.to_datetime(text, errors="coerce", dayfirst=_day_first(text, file))
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"{file}: cannot parse the timestamps ({_first_line(exc)}); "
+            "use one format for every row, e.g. 2020-01-31 or 2020-01-31 09:30:00"
+        ) from None
+
+
+def _day_first(text: pd.Series, file: str) -> bool:
+    """For dates like 03/04/2020: True if day-first, False if month-first (or not this kind of
+    date); ``DataError`` if no row tells which, or rows disagree."""
+    fields = text.str.extract(_DAY_MONTH).dropna()
+    if fields.empty:
+        return False
+    first, second = fields[0].astype(int), fields[1].astype(int)
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    example = text[fields.index[0]]
+    if day_first and month_first:
+        raise DataError(
+            f"{file}: dates like {example!r} mix day/month and month/day orders; "
+            "write every date as YYYY-MM-DD"
+        )
+    if not (day_first or month_first):
+        raise DataError(
+            f"{file}: dates like {example!r} could be day/month or month/day and no date "
+            "settles it; write them as YYYY-MM-DD"
+        )
+    return day_first
 
 
 def _from_numbers(values: pd.Series) -> pd.Series:
