@@ -27,7 +27,8 @@ def bars(n: int = 40, start: str = "2021-01-04", freq: str = "B") -> pd.DataFram
 def test_csv_with_mixed_case_columns_and_extras(tmp_path: Path) -> None:
     frame = bars().reset_index()
     frame.columns = ["Date", " OPEN", "High", "low", "Close ", "VoLuMe"]
-    frame["Adj Close"] = 1.0
+    frame["Adj Close"] = frame["Close "]  # already adjusted: factor 1, prices unchanged
+    frame["Notes"] = "x"
     frame.to_csv(tmp_path / "spy.csv", index=False)
     loaded = data.load("SPY", data_path=tmp_path / "spy.csv")
     expected = bars()

@@ -2,15 +2,25 @@
 
 >>> from alphaloop import data
 >>> bars = data.load("aapl", timeframe="1w")          # embedded, split/dividend adjusted
+>>> raw = data.load("aapl", adjust=False)             # as printed at the time (warns)
 >>> bars = data.slice_dates(bars, "2005-01-01", "2009-12-31")
 >>> data.bars_per_year("1w"), data.fingerprint(bars)
 
 User data (``data_path``) is a CSV/Parquet file named after its ticker or a folder of them;
-see ``alphaloop.data._read`` for the accepted layout and ``_validate`` for the checks.
+see ``docs/data.md``, ``alphaloop.data._read`` for the accepted layouts, ``_validate`` for the
+checks and ``_adjust`` for the ``Adj Close`` adjustment.
 """
 
 from alphaloop.data._frames import fingerprint, slice_dates
-from alphaloop.data._load import DatasetInfo, clear_cache, list_datasets, load
+from alphaloop.data._load import (
+    DatasetInfo,
+    DatasetProblem,
+    Scan,
+    clear_cache,
+    list_datasets,
+    load,
+    scan_datasets,
+)
 from alphaloop.data._sample import SAMPLE_SOURCE, SAMPLE_TICKERS
 from alphaloop.data._timeframes import (
     INTRADAY_BARS_PER_YEAR,
@@ -28,6 +38,8 @@ __all__ = [
     "SAMPLE_TICKERS",
     "TIMEFRAMES",
     "DatasetInfo",
+    "DatasetProblem",
+    "Scan",
     "bars_per_year",
     "clear_cache",
     "detect_timeframe",
@@ -35,5 +47,6 @@ __all__ = [
     "list_datasets",
     "load",
     "resample",
+    "scan_datasets",
     "slice_dates",
 ]
