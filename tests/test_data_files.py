@@ -180,3 +180,52 @@ def test_two_hourly_data_suggests_a_valid_timeframe(tmp_path: Path) -> None:
     ):
         data.load("two", "1h", tmp_path)
     assert len(data.load("two", "4h", tmp_path)) == 40
+
+
+def test_tz_aware_daily_parquet_keeps_local_dates(tmp_path: Path) -> None:
+    bars(40).tz_localize("Australia/Sydney").to_parquet(tmp_path / "AX.parquet")
+    assert data.load("ax", data_path=tmp_path).index[0] == pd.Timestamp("2021-01-04")
+
+
+def test_a_numbered_unnamed_first_column_is_not_a_date(tmp_path: Path) -> None:
+    bars().reset_index(drop=True).to_csv(tmp_path / "R.csv")  # ",open,..." then 0,1,2...
+    with pytest.raises(DataError, match=r"missing column\(s\) date"):
+        data.load("r", data_path=tmp_path)
+
+
+def test_a_header_mixing_delimiters_gets_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "M.csv"
+    bars().to_csv(path, sep=";")
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(["date,open;high;low;close;volume", *text[1:]]) + "\n")
+    with pytest.raises(DataError, match=r"header mixes ';' and ','; separate every field"):
+        data.load("m", data_path=path)
+
+
+def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "L.csv"
+    bars().rename(columns={"volume": "Volumen \xfc"}).to_csv(path, encoding="latin-1")
+    with pytest.raises(DataError, match=r"L\.csv: byte b'\\xfc' .* is not UTF-8 text; save"):
+        data.load("l", data_path=path)
+
+
+def test_date_and_time_columns_when_the_date_has_a_time(tmp_path: Path) -> None:
+    frame = bars(40, freq="h").reset_index().assign(time="10:00")
+    frame.to_parquet(tmp_path / "DT.parquet")
+    with pytest.raises(DataError, match="both the date and the time column hold a time of day"):
+        data.load("dt", data_path=tmp_path)
+
+
+def test_export_no_adjust(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from alphaloop.cli import _data, app  # noqa: F401
+
+    frame = bars().assign(**{"Adj Close": lambda f: f["close"] / 2})
+    frame.to_csv(tmp_path / "H.csv")
+    runner = CliRunner()
+    adjusted = runner.invoke(app, ["data", "export", "h", "--data", str(tmp_path)])
+    raw = runner.invoke(app, ["data", "export", "h", "--data", str(tmp_path), "--no-adjust"])
+    assert adjusted.exit_code == raw.exit_code == 0
+    assert adjusted.stdout.splitlines()[1] == "2021-01-04,50.0,51.0,49.0,50.5,2000.0"
+    assert raw.stdout.splitlines()[1] == "2021-01-04,100.0,102.0,98.0,101.0,1000.0"

@@ -227,14 +227,15 @@ def _semicolon_hint(layout: _Layout | None) -> str:
     """What to check in a file that uses ``;`` (European exports) and still failed."""
     if layout is None or ";" not in layout.first_line:
         return ""
-    if layout.delimiter == ";":
+    others = [d for d in DELIMITERS if d != ";" and d in layout.first_line]
+    if others:
         return (
-            "the file is ';'-separated: numbers need a decimal point, like 123.45, not a "
-            "comma; re-export it with '.' as the decimal mark"
+            f"its header mixes ';' and {others[0]!r}; separate every field with one "
+            "delimiter: , ; tab or |"
         )
     return (
-        f"its header mixes ';' and {layout.delimiter!r}; separate every field with one "
-        "delimiter: , ; tab or |"
+        "the file is ';'-separated: numbers need a decimal point, like 123.45, not a "
+        "comma; re-export it with '.' as the decimal mark"
     )
 
 
