@@ -414,16 +414,20 @@ def _daily(utc: pd.Series) -> bool:
 
 def _from_text(values: pd.Series, file: str) -> pd.Series:
     """Timestamps from text: with time zones per the module docstring, ambiguous
-    day/month orders settled by the data or refused."""
-    text = values.astype("string").str.strip()
-    zoned = text.str.contains(":", regex=False) & text.str.contains(_OFFSET)
+    day/month orders settled by the data or refused. The first value decides the kind (pandas
+    infers one format from it for the whole column), so big files are not scanned twice."""
+    present = values.dropna()
+    first = str(present.iloc[0]).strip() if len(present) else ""
     try:
-        if zoned.fillna(False).any():
-            utc = pd.to_datetime(text, errors="coerce", utc=True).dt.tz_localize(None)
+        if ":" in first and _OFFSET.search(first):
+            utc = pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
             if not _daily(utc):
                 return utc
-            return pd.to_datetime(text.str.replace(_OFFSET, "", regex=True), errors="coerce")
-        return pd.to_datetime(text, errors="coerce", dayfirst=_day_first(text, file))
+            local = values.astype("string").str.strip().str.replace(_OFFSET, "", regex=True)
+            return pd.to_datetime(local, errors="coerce")
+        day_first = bool(_DAY_MONTH.match(first)) and _day_first(values, file)
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, dayfirst=day_first)
+        return parsed.dt.tz_localize(None)
     except (ValueError, TypeError) as exc:
         raise DataError(
             f"{file}: cannot parse the timestamps ({_first_line(exc)}); "
@@ -431,15 +435,16 @@ def _from_text(values: pd.Series, file: str) -> pd.Series:
         ) from None
 
 
-def _day_first(text: pd.Series, file: str) -> bool:
+def _day_first(values: pd.Series, file: str) -> bool:
     """For dates like 03/04/2020: True if day-first, False if month-first (or not this kind of
     date); ``DataError`` if no row tells which, or rows disagree."""
+    text = values.astype("string")
     fields = text.str.extract(_DAY_MONTH).dropna()
     if fields.empty:
         return False
     first, second = fields[0].astype(int), fields[1].astype(int)
     day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
-    example = text[fields.index[0]]
+    example = str(text[fields.index[0]]).strip()
     if day_first and month_first:
         raise DataError(
             f"{file}: dates like {example!r} mix day/month and month/day orders; "
