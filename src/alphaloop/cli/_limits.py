@@ -10,6 +10,10 @@ import typer
 from alphaloop.errors import ConfigError
 
 GiB = 1 << 30
+MAX_MEMORY = 1 << 40
+"""Largest ``--memory`` (1 TiB): beyond it the address-space limit is a typo, not a budget."""
+MAX_SECONDS = 86_400.0
+"""Longest ``--timeout`` (a day): beyond it the wait would overflow the clock."""
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
@@ -46,13 +50,19 @@ def parse_bytes(text: str, option: str = "--memory") -> int:
     value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     if value < 64 << 20:
         raise ConfigError(f"{option} {text!r} is below 64 MiB; give the strategy more memory")
+    if value > MAX_MEMORY:
+        raise ConfigError(f"{option} {text!r} is above 1 TiB; write e.g. 2GiB or 16GiB")
     return value
 
 
 def positive_seconds(value: float, option: str) -> float:
-    """``value`` if it is a positive number of seconds, else `ConfigError` naming ``option``."""
-    if not value > 0:
-        raise ConfigError(f"{option} must be a positive number of seconds, got {value:g}")
+    """``value`` if it is a positive number of seconds up to `MAX_SECONDS`, else `ConfigError`
+    naming ``option``."""
+    if not 0 < value <= MAX_SECONDS:
+        raise ConfigError(
+            f"{option} must be a number of seconds above 0 and at most {MAX_SECONDS:g} "
+            f"(a day), got {value:g}"
+        )
     return value
 
 
