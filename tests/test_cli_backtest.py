@@ -47,6 +47,7 @@ def test_backtest_json_has_every_metric_and_matches_library() -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out.keys() >= METRIC_KEYS
+    assert "trades" not in out and "equity" not in out  # only with --full
     assert out["parameters"]["fast"] == 20 and out["parameters"]["slow"] == 100
     assert out["bars"] == len(load("GOOG")) == 2148
     assert out["num_trades"] > 0

@@ -1,13 +1,15 @@
 """``alphaloop backtest``: one strategy, one market, one set of parameters.
 
 The strategy runs in a kernel-confined process forked from a clean worker, with a wall
-timeout and a memory limit; the engine measures its positions on prices it never held.
+timeout and a memory limit; the engine measures its positions on prices it never held. The
+look-ahead check runs by default: a strategy whose positions change when later bars are
+removed is refused (exit 2) instead of reporting returns it could never have made.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +27,9 @@ from alphaloop.cli._limits import (
     strategy_task,
 )
 from alphaloop.errors import ConfigError, StrategyError, clean_message
+
+if TYPE_CHECKING:
+    from alphaloop.execution import BacktestTask
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -54,6 +59,60 @@ def limit_hint(detail: str, name: str) -> str:
     return detail
 
 
+def _when(iso: str) -> str:
+    """A bar's ISO time, the date alone for a daily bar (midnight)."""
+    text = clean_message(iso, 40)
+    return text[:10] if text.endswith("T00:00:00") else text
+
+
+def lookahead_problem(dates: list[str]) -> str:
+    """What the look-ahead check found, from the cut dates where the positions differed."""
+    more = f"first of {len(dates)} cuts that differ" if len(dates) > 1 else "one cut differs"
+    return (
+        "look-ahead bias: its positions change when the bars after "
+        f"{_when(dates[0])} are removed ({more})"
+    )
+
+
+def run_full(task: BacktestTask) -> dict[str, Any]:
+    """`task_runner.run_task`'s result plus the equity curve and the trades (``backtest
+    --full``). Runs in the clean worker the command starts; the strategy itself runs confined
+    exactly as in `run_task`, and the engine measures its positions on the worker's bars."""
+    from alphaloop.backtest import runner
+    from alphaloop.execution import _blind, _jail
+    from alphaloop.execution import task_runner as tr
+
+    bars, job = tr._job(task)
+    library = tr._is_library(job.code_hash)
+    if task.check_lookahead and not library:
+        _blind.prepare()
+    full = _jail.current().positions(job, len(bars), tag=task.task_id).positions
+    lookahead: list[str] = []
+    if task.check_lookahead:
+        lookahead = (
+            tr._library_lookahead(job, bars, full) if library else _blind.lookahead(job, bars, full)
+        )
+    result = tr._result(task, bars, job.code_hash, full, lookahead)
+    run = runner.evaluate(
+        bars,
+        full,
+        commission=task.commission,
+        slippage_bps=task.slippage_bps,
+        timeframe=task.timeframe,
+        eval_start=task.eval_start,
+    )
+    equity = run.equity
+    trades = run.trades
+    for col in ("entry_date", "exit_date"):
+        trades[col] = [t.isoformat() for t in trades[col]]
+    result["equity"] = {
+        "dates": [t.isoformat() for t in equity.index],
+        "values": equity.to_numpy().tolist(),
+    }
+    result["trades"] = trades.to_dict(orient="records")
+    return result
+
+
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Argument(help="Library strategy name or path to a .py file.")],
@@ -72,6 +131,21 @@ def backtest(
         str | None, typer.Option("--data", help="CSV/Parquet file or folder of them.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="With --json: add the trades and the equity curve (dates and values).",
+        ),
+    ] = False,
+    lookahead_check: Annotated[
+        bool,
+        typer.Option(
+            "--lookahead-check/--no-lookahead-check",
+            help="Re-run the strategy on the data cut at about 20 dates and refuse it (exit 2) "
+            "if its positions change when later bars are removed.",
+        ),
+    ] = True,
     timeout: TimeoutOpt = 60.0,
     memory: MemoryOpt = "2GiB",
     unconfined: UnconfinedOpt = False,
@@ -86,6 +160,8 @@ def backtest(
 
     positive_seconds(timeout, "--timeout")
     memory_limit = parse_bytes(memory)
+    if full and not as_json:
+        raise ConfigError("--full adds the trades and the equity curve to --json; pass --json")
     # the clean worker imports while this process checks the input (both take a second)
     host = Host(memory_limit=memory_limit).start()
     try:
@@ -110,11 +186,18 @@ def backtest(
         end=last,
         commission=commission,
         slippage_bps=slippage_bps,
+        check_lookahead=lookahead_check,
     )
+    fn = run_full if full else run_task
     try:
-        result = run_once(run_task, task, timeout=timeout, memory_limit=memory_limit, host=host)
+        result = run_once(fn, task, timeout=timeout, memory_limit=memory_limit, host=host)
     except TaskFailed as exc:
         raise StrategyError(limit_hint(exc.detail, strat.name)) from None
+    if result["lookahead"]:
+        raise StrategyError(
+            f"strategy {strat.name!r} has {lookahead_problem(result['lookahead'])}; fix it, or "
+            "pass --no-lookahead-check to measure it anyway"
+        )
     metrics = result["metrics"]
     if as_json:
         payload = dict(metrics)
@@ -127,6 +210,8 @@ def backtest(
             end=last,
             bars=len(bars),
         )
+        if full:
+            payload.update(trades=result["trades"], equity=result["equity"])
         typer.echo(json.dumps(payload, default=str))
         return
     name = escape(clean_message(strat.name, 80))

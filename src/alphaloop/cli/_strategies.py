@@ -113,7 +113,7 @@ def check_command(
     """Check strategy files: sandbox rules, interface and PARAMETERS (read, not run), then a
     smoke backtest with the look-ahead check in a confined process. One line per file; exit 0
     only if every file passes, 1 otherwise."""
-    from alphaloop.cli._backtest import limit_hint
+    from alphaloop.cli._backtest import limit_hint, lookahead_problem
     from alphaloop.data import load
     from alphaloop.execution import TaskFailed
     from alphaloop.execution._host import Host
@@ -131,9 +131,7 @@ def check_command(
                 read[f] = load_strategy(f)
             except StrategyError as exc:
                 read[f] = str(exc)
-        untrusted = [
-            s.name for s in read.values() if isinstance(s, Strategy) and not s.is_library
-        ]
+        untrusted = [s.name for s in read.values() if isinstance(s, Strategy) and not s.is_library]
         check_confinement(unconfined, untrusted)
     except BaseException:
         host.close()
@@ -163,10 +161,7 @@ def check_command(
                 continue
             if result["lookahead"]:
                 failed += 1
-                typer.echo(
-                    f"FAIL {name}: look-ahead bias: positions change when later bars are "
-                    f"removed (first at {clean_message(result['lookahead'][0], 40)})"
-                )
+                typer.echo(f"FAIL {name}: {lookahead_problem(result['lookahead'])}")
                 continue
             m = result["metrics"]
             sharpe = m.get("sharpe_ratio")
