@@ -24,7 +24,7 @@ from alphaloop.agents.failure import RuleBasedFailureAnalyst
 from alphaloop.agents.research import ResearchSwarm
 from alphaloop.agents.trajectory import RuleBasedTrajectoryAdvisor
 from alphaloop.backtest.strategy import Strategy, library_names, load_strategy
-from alphaloop.errors import ConfigError, HomeError
+from alphaloop.errors import ConfigError, HomeError, StrategyError
 from alphaloop.execution import (
     QUEUE_FILENAME,
     Executor,
@@ -68,14 +68,21 @@ SETTINGS_FILE = "settings.json"
 """The settings a resume needs that the state does not hold (criteria, variants, costs, user
 strategies), in the workflow folder."""
 
+MAX_WORKERS = 256
+"""Most worker processes `make_executor` starts (more is a typo, not a machine)."""
+
 _START_AGAIN = "restore it from a backup or start the workflow again"
 
 
 def load_strategies(strategies_dir: str | None) -> dict[str, Strategy]:
-    """The library strategies plus every ``*.py`` in `strategies_dir` (checked by the sandbox).
+    """The library strategies plus every usable ``*.py`` in `strategies_dir`.
 
-    Loading executes only a module's definitions under the sandbox; a strategy's
-    ``generate_positions`` runs in workers (the tool-development phase checks each one there).
+    Each file is read, never run (`load_strategy`: the static sandbox rules, the literal
+    ``PARAMETERS``, the signature); its code runs only in confined workers, where the
+    tool-development phase excludes one that fails at run time. A file that cannot be used (a
+    sandbox rule, a malformed ``PARAMETERS``, no ``generate_positions``, a name that clashes
+    with a library strategy) is left out with one warning naming it and the reason, once per
+    process and file version. `ConfigError` if the folder is missing or nothing usable is left.
     """
     out = {name: load_strategy(name) for name in library_names()}
     if strategies_dir:
@@ -85,12 +92,27 @@ def load_strategies(strategies_dir: str | None) -> dict[str, Strategy]:
                 f"--strategies {strategies_dir}: not a folder; give a folder of strategy .py files"
             )
         for path in sorted(folder.glob("*.py")):
-            if path.stem in out:
-                raise ConfigError(
-                    f"{path}: name '{path.stem}' clashes with a library strategy; rename the file"
-                )
-            out[path.stem] = load_strategy(str(path))
+            try:
+                if path.stem in out:
+                    raise StrategyError(
+                        f"name '{path.stem}' clashes with a library strategy; rename the file"
+                    )
+                out[path.stem] = load_strategy(path)
+            except StrategyError as exc:
+                _warn_excluded(path, str(exc))
+    if not out:
+        raise ConfigError(f"no usable strategy (--strategies {strategies_dir})")
     return out
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_excluded(path: Path, reason: str) -> None:
+    """One warning per file and reason in this process (a run reads the folder twice)."""
+    if (str(path), reason) not in _WARNED:
+        _WARNED.add((str(path), reason))
+        log.warning("--strategies: excluded %s: %s", path, reason)
 
 
 def make_executor(
@@ -102,6 +124,8 @@ def make_executor(
 ) -> Executor:
     """A `LocalPool` of `workers` processes, or a `DaskBackend` on `scheduler`.
     ``task_timeout`` None: derived from measured task times (local), 300 s (Dask)."""
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
     if task_timeout is not None and not task_timeout > 0:
         raise ConfigError(
             f"--task-timeout must be a positive number of seconds, got {task_timeout:g}"
