@@ -9,7 +9,7 @@ removed is refused (exit 2) instead of reporting returns it could never have mad
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,9 +27,6 @@ from alphaloop.cli._limits import (
     strategy_task,
 )
 from alphaloop.errors import ConfigError, StrategyError, clean_message
-
-if TYPE_CHECKING:
-    from alphaloop.execution import BacktestTask
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -72,45 +69,6 @@ def lookahead_problem(dates: list[str]) -> str:
         "look-ahead bias: its positions change when the bars after "
         f"{_when(dates[0])} are removed ({more})"
     )
-
-
-def run_full(task: BacktestTask) -> dict[str, Any]:
-    """`task_runner.run_task`'s result plus the equity curve and the trades (``backtest
-    --full``). Runs in the clean worker the command starts; the strategy itself runs confined
-    exactly as in `run_task`, and the engine measures its positions on the worker's bars."""
-    from alphaloop.backtest import runner
-    from alphaloop.execution import _blind, _jail
-    from alphaloop.execution import task_runner as tr
-
-    bars, job = tr._job(task)
-    library = tr._is_library(job.code_hash)
-    if task.check_lookahead and not library:
-        _blind.prepare()
-    full = _jail.current().positions(job, len(bars), tag=task.task_id).positions
-    lookahead: list[str] = []
-    if task.check_lookahead:
-        lookahead = (
-            tr._library_lookahead(job, bars, full) if library else _blind.lookahead(job, bars, full)
-        )
-    result = tr._result(task, bars, job.code_hash, full, lookahead)
-    run = runner.evaluate(
-        bars,
-        full,
-        commission=task.commission,
-        slippage_bps=task.slippage_bps,
-        timeframe=task.timeframe,
-        eval_start=task.eval_start,
-    )
-    equity = run.equity
-    trades = run.trades
-    for col in ("entry_date", "exit_date"):
-        trades[col] = [t.isoformat() for t in trades[col]]
-    result["equity"] = {
-        "dates": [t.isoformat() for t in equity.index],
-        "values": equity.to_numpy().tolist(),
-    }
-    result["trades"] = trades.to_dict(orient="records")
-    return result
 
 
 @app.command()
@@ -156,7 +114,7 @@ def backtest(
     from alphaloop.data import load, slice_dates
     from alphaloop.execution import TaskFailed, run_once
     from alphaloop.execution._host import Host
-    from alphaloop.execution.task_runner import run_task
+    from alphaloop.execution.task_runner import run_task, run_task_full
 
     positive_seconds(timeout, "--timeout")
     memory_limit = parse_bytes(memory)
@@ -188,7 +146,7 @@ def backtest(
         slippage_bps=slippage_bps,
         check_lookahead=lookahead_check,
     )
-    fn = run_full if full else run_task
+    fn = run_task_full if full else run_task
     try:
         result = run_once(fn, task, timeout=timeout, memory_limit=memory_limit, host=host)
     except TaskFailed as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from alphaloop.execution._task import BacktestTask
 
-__all__ = ["run_task", "run_task_in_process"]
+__all__ = ["run_task", "run_task_full", "run_task_in_process"]
 
 
 def run_task(task: BacktestTask) -> dict[str, Any]:
@@ -35,25 +35,66 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
     input, and `_jail.StrategyProcessError` when the strategy's process fails; the executor
     records them as failed attempts.
     """
-    from alphaloop.execution import _blind, _jail
+    from alphaloop.execution import _jail
 
     if not _jail.is_clean_host():
         from alphaloop.execution import _host
 
         return _host.shared().run(run_task, task)
+    bars, job, positions, lookahead = _confined(task)
+    return _result(task, bars, job.code_hash, positions, lookahead)
+
+
+def run_task_full(task: BacktestTask) -> dict[str, Any]:
+    """`run_task`'s result plus the equity curve (``{"dates", "values"}``) and the trades
+    (records with ISO dates): ``alphaloop backtest --json --full``."""
+    from alphaloop.backtest import runner
+    from alphaloop.execution import _jail
+
+    if not _jail.is_clean_host():
+        from alphaloop.execution import _host
+
+        return _host.shared().run(run_task_full, task)
+    bars, job, positions, lookahead = _confined(task)
+    result = _result(task, bars, job.code_hash, positions, lookahead)
+    run = runner.evaluate(
+        bars,
+        positions,
+        commission=task.commission,
+        slippage_bps=task.slippage_bps,
+        timeframe=task.timeframe,
+        eval_start=task.eval_start,
+    )
+    trades = run.trades
+    for col in ("entry_date", "exit_date"):
+        trades[col] = [t.isoformat() for t in trades[col]]
+    result["equity"] = {
+        "dates": [t.isoformat() for t in run.equity.index],
+        "values": run.equity.to_numpy().tolist(),
+    }
+    result["trades"] = trades.to_dict(orient="records")
+    return result
+
+
+def _confined(task: BacktestTask) -> tuple[Any, Any, Any, list[str]]:
+    """(bars, job, positions, look-ahead dates): the positions from the task's confined
+    strategy process, the look-ahead check's cut runs from a blind one (library code: here)."""
+    from alphaloop.execution import _blind, _jail
+
     prepared = _PREPARED.pop(task.task_id, None)
     bars, job = prepared if prepared is not None else _job(task)
     library = _is_library(job.code_hash)
     if task.check_lookahead and not library:
         _blind.prepare()  # the blind worker starts while the strategy process computes
-    reply = _jail.current().positions(job, len(bars), tag=task.task_id)
+    positions = _jail.current().positions(job, len(bars), tag=task.task_id).positions
     lookahead: list[str] = []
     if task.check_lookahead:
-        full = reply.positions
         lookahead = (
-            _library_lookahead(job, bars, full) if library else _blind.lookahead(job, bars, full)
+            _library_lookahead(job, bars, positions)
+            if library
+            else _blind.lookahead(job, bars, positions)
         )
-    return _result(task, bars, job.code_hash, reply.positions, lookahead)
+    return bars, job, positions, lookahead
 
 
 def _is_library(code_hash: str) -> bool:
@@ -168,6 +209,7 @@ def _warm_up() -> None:
 
 run_task.prefetch = _prefetch  # type: ignore[attr-defined]
 run_task.warm_up = _warm_up  # type: ignore[attr-defined]
+run_task_full.warm_up = _warm_up  # type: ignore[attr-defined]
 
 
 def _result(

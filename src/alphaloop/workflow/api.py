@@ -91,7 +91,8 @@ def load_strategies(strategies_dir: str | None) -> dict[str, Strategy]:
             raise ConfigError(
                 f"--strategies {strategies_dir}: not a folder; give a folder of strategy .py files"
             )
-        for path in sorted(folder.glob("*.py")):
+        # files named _*.py are helpers, not strategies (as `strategies check DIR` skips them)
+        for path in sorted(f for f in folder.glob("*.py") if not f.name.startswith("_")):
             try:
                 if path.stem in out:
                     raise StrategyError(

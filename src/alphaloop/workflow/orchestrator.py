@@ -218,6 +218,13 @@ class Orchestrator:
             self.p.state.state.retired_strategies,
         )
         bad = sorted(n for n, v in tools.items() if not v["ok"] and n not in retired)
+        for n in bad:
+            if tools[n]["problem"] == "look-ahead bias":  # failed tasks are warned about already
+                log.warning(
+                    "strategy %s excluded: look-ahead bias (its positions change when later "
+                    "bars are removed)",
+                    n,
+                )
         if bad:
             lessons.insert(
                 0,
