@@ -178,3 +178,22 @@ def test_sigterm_exits_143_and_resume_finishes(tmp_path: Path) -> None:
     resumed = alphaloop("resume", wid, "--json", home=home)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "SUCCESS"
+
+
+def test_run_costs_reach_every_backtest_and_stay_with_the_workflow(tmp_path: Path) -> None:
+    """--commission and --slippage-bps are the workflow's: every record and task carries them,
+    and a bad one is a one-line error before anything is created."""
+    # AAPL: a candidate passes at the first iteration, so the run is short
+    proc = alphaloop("run", "--ticker", "AAPL", "--gate", "num_trades>=1", "--variants", "2",
+                     "--commission", "0.0005", "--slippage-bps", "3", "--json", home=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    wid = json.loads(proc.stdout)["workflow_id"]
+    folder = tmp_path / "workflows" / wid
+    settings = json.loads((folder / "settings.json").read_text())
+    assert (settings["commission"], settings["slippage_bps"]) == (0.0005, 3)
+    with sqlite3.connect(folder / "queue.db") as conn:
+        payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM payloads")]
+    assert payloads and {(p["commission"], p["slippage_bps"]) for p in payloads} == {(0.0005, 3)}
+    bad = alphaloop("run", "--ticker", "IBM", "--commission", "-1", home=tmp_path / "bad")
+    assert bad.returncode == 2 and "commission must be a finite number >= 0" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

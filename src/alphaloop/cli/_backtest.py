@@ -104,6 +104,13 @@ def backtest(
             "if its positions change when later bars are removed.",
         ),
     ] = True,
+    no_adjust: Annotated[
+        bool,
+        typer.Option(
+            "--no-adjust",
+            help="Use a data file's prices as given, ignoring its 'Adj Close' column.",
+        ),
+    ] = False,
     timeout: TimeoutOpt = 60.0,
     memory: MemoryOpt = "2GiB",
     unconfined: UnconfinedOpt = False,
@@ -126,7 +133,7 @@ def backtest(
         unit_cost(commission, slippage_bps)  # the engine's own check: one line naming the cost
         strat = load_strategy(strategy)  # read, not run: it runs only in the confined process
         params = strat.resolve_params(_parse_overrides(param or []))
-        bars = slice_dates(load(ticker, timeframe, data), start, end)
+        bars = slice_dates(load(ticker, timeframe, data, adjust=not no_adjust), start, end)
         check_confinement(unconfined, [] if strat.is_library else [strat.name])
     except BaseException:
         host.close()
@@ -140,6 +147,7 @@ def backtest(
         ticker=ticker,
         timeframe=timeframe,
         data_path=data,
+        adjust=not no_adjust,
         start=first,
         end=last,
         commission=commission,

@@ -297,6 +297,21 @@ def run(
     as_json: JsonOpt = False,
     task_timeout: TaskTimeoutOpt = None,
     unconfined: UnconfinedOpt = False,
+    commission: Annotated[
+        float,
+        typer.Option(help="Commission, fraction of traded notional per side (0.001 = 0.1%)."),
+    ] = 0.001,
+    no_adjust: Annotated[
+        bool,
+        typer.Option(
+            "--no-adjust",
+            help="Use a data file's prices as given, ignoring its 'Adj Close' column "
+            "(default: adjust OHLC by it, as the embedded sample is; docs/data.md).",
+        ),
+    ] = False,
+    slippage_bps: Annotated[
+        float, typer.Option("--slippage-bps", help="Slippage per side, basis points.")
+    ] = 0.0,
     alpha: Annotated[
         float,
         typer.Option(
@@ -315,6 +330,7 @@ def run(
     ] = 10,
 ) -> None:
     """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
+    from alphaloop.backtest.engine import unit_cost
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, run_workflow
     from alphaloop.workflow.gate import QualityCriteria
@@ -323,6 +339,7 @@ def run(
     # --gate replaces the default gate as a whole, so any default criterion can be dropped.
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
     check_settings(alpha, max_holdout_looks)
+    unit_cost(commission, slippage_bps)  # before any worker starts
     if alpha >= 1.0:
         err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
     root = str(resolve_home(home))
@@ -350,6 +367,9 @@ def run(
         unconfined=unconfined,
         alpha=alpha,
         max_holdout_looks=max_holdout_looks,
+        commission=commission,
+        slippage_bps=slippage_bps,
+        adjust=not no_adjust,
     )
 
 

@@ -96,6 +96,7 @@ class PositionsJob:
     end: str | None
     unconfined_ok: bool = False
     code_hash: str = ""
+    adjust: bool = True  # the file's 'Adj Close' adjusts its OHLC (False: --no-adjust)
 
     def request(self) -> tuple[Any, ...]:
         """What travels to the strategy process (its code it already has)."""
@@ -106,6 +107,7 @@ class PositionsJob:
             self.data_path,
             self.start,
             self.end,
+            self.adjust,
         )
 
 
@@ -179,13 +181,15 @@ class _Compute:
         self.bars: dict[tuple[Any, ...], Any] = {}
         self.strategy: Any = None
 
-    def _bars(self, ticker: str, timeframe: str, path: str | None, start: Any, end: Any) -> Any:
-        key = (ticker, timeframe, path, start, end)
+    def _bars(
+        self, ticker: str, timeframe: str, path: str | None, start: Any, end: Any, adjust: bool
+    ) -> Any:
+        key = (ticker, timeframe, path, start, end, adjust)
         bars = self.bars.get(key)
         if bars is None:
             from alphaloop import data as market
 
-            bars = market.load(ticker, timeframe, path)
+            bars = market.load(ticker, timeframe, path, adjust=adjust)
             if start is not None or end is not None:
                 bars = market.slice_dates(bars, start, end)
             if len(self.bars) > 16:
@@ -196,8 +200,8 @@ class _Compute:
     def __call__(self, request: tuple[Any, ...]) -> bytes:
         from alphaloop.backtest.strategy import from_source
 
-        params, ticker, timeframe, path, start, end = request
-        bars = self._bars(ticker, timeframe, path, start, end)
+        params, ticker, timeframe, path, start, end, adjust = request
+        bars = self._bars(ticker, timeframe, path, start, end, adjust)
         if self.strategy is None:
             self.strategy = from_source(self.source, self.name)
         # its own copy: what one variant does to its bars cannot reach the next one (pandas'

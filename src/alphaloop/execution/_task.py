@@ -46,6 +46,10 @@ class BacktestTask(BaseModel):
         "re-queued while retry_count < max_retries, so 3 means at most 3 attempts).",
     )
     data_path: str | None = Field(default=None, description="Data folder; None = embedded sample.")
+    adjust: bool = Field(
+        default=True,
+        description="Adjust a user file's OHLC by its 'Adj Close' column (False: --no-adjust).",
+    )
     start: str | None = Field(default=None, description="First date (inclusive), ISO string.")
     end: str | None = Field(default=None, description="Last date (inclusive), ISO string.")
     commission: float = Field(default=0.001, ge=0.0)

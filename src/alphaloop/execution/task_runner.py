@@ -126,7 +126,9 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
 
     # absolute: the strategy process works in its own folder
     path = None if task.data_path is None else os.path.abspath(task.data_path)
-    bars = _window(market.load(task.ticker, task.timeframe, path), task.start, task.end)
+    bars = _window(
+        market.load(task.ticker, task.timeframe, path, adjust=task.adjust), task.start, task.end
+    )
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
     job = _jail.PositionsJob(
         source=task.strategy_code,
@@ -135,6 +137,7 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
         ticker=task.ticker,
         timeframe=task.timeframe,
         data_path=path,
+        adjust=task.adjust,
         start=task.start,
         end=task.end,
         unconfined_ok=task.unconfined_ok,
@@ -242,7 +245,11 @@ def run_task_in_process(task: BacktestTask) -> dict[str, Any]:
     from alphaloop import data as market
     from alphaloop.backtest import strategy as strategies
 
-    bars = _window(market.load(task.ticker, task.timeframe, task.data_path), task.start, task.end)
+    bars = _window(
+        market.load(task.ticker, task.timeframe, task.data_path, adjust=task.adjust),
+        task.start,
+        task.end,
+    )
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
     params = strategy.resolve_params(task.strategy_parameters)
     with strategies.executing_in_process():

@@ -23,6 +23,7 @@ from alphaloop.agents.development import OptunaDeveloper, VariantProposal
 from alphaloop.agents.failure import RuleBasedFailureAnalyst
 from alphaloop.agents.research import ResearchSwarm
 from alphaloop.agents.trajectory import RuleBasedTrajectoryAdvisor
+from alphaloop.backtest.engine import unit_cost
 from alphaloop.backtest.strategy import Strategy, library_names, load_strategy
 from alphaloop.errors import ConfigError, HomeError, StrategyError
 from alphaloop.execution import (
@@ -182,6 +183,7 @@ def _assemble(
         slippage_bps=float(settings.get("slippage_bps", 0.0)),
         alpha=float(settings.get("alpha", DEFAULT_ALPHA)),
         max_holdout_looks=int(settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)),
+        adjust=bool(settings.get("adjust", True)),
         # without kernel confinement, alphaloop's own code (the library and the refinements
         # it writes) still runs; a user's code only with --unconfined
         unconfined_ok=unconfined or not user,
@@ -210,12 +212,15 @@ def run_workflow(
     unconfined: bool = False,
     alpha: float = DEFAULT_ALPHA,
     max_holdout_looks: int = DEFAULT_MAX_HOLDOUT_LOOKS,
+    adjust: bool = True,
 ) -> WorkflowResult:
     """Run a new workflow to its end and return its result (see `Orchestrator.result`).
 
     ``alpha``: significance level of the holdout test over all looks (`workflow.significance`;
     1 switches it off, unsafe); ``max_holdout_looks``: looks the workflow may take before it
     ends FAILED. Both are kept with the workflow: `resume_workflow` cannot change them.
+    ``adjust=False`` uses a user file's prices as given, ignoring its 'Adj Close' column
+    (``--no-adjust``); kept with the workflow too.
 
     ``unconfined``: where the kernel cannot confine strategy code, run the user's strategies
     anyway (unsafe; otherwise `ConfinementError` before anything is created). Library code
@@ -234,6 +239,7 @@ def run_workflow(
     if not 1 <= n_variants <= 256:
         raise ConfigError(f"--variants must be between 1 and 256, got {n_variants}")
     check_settings(alpha, max_holdout_looks)
+    unit_cost(commission, slippage_bps)  # one line naming the cost that cannot be right
     root = resolve_home(None if home is None else str(home))
     settings = {
         "criteria": criteria.to_expressions(),
@@ -243,9 +249,10 @@ def run_workflow(
         "slippage_bps": slippage_bps,
         "alpha": alpha,
         "max_holdout_looks": max_holdout_looks,
+        "adjust": adjust,
     }
     # fail on bad data, dates or user strategies before creating anything
-    split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction)
+    split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction, adjust=adjust)
     strategies = load_strategies(strategies_dir)
     if not unconfined:
         require_kernel([s.name for s in strategies.values() if not s.is_library])
@@ -409,6 +416,8 @@ def _settings_problem(settings: Any) -> str | None:
     looks = settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)
     if isinstance(looks, bool) or not isinstance(looks, int) or looks < 1:
         return "damaged (max_holdout_looks is not a count >= 1)"
+    if not isinstance(settings.get("adjust", True), bool):
+        return "damaged (adjust is not true or false)"
     return None
 
 

@@ -135,6 +135,8 @@ class Parts:
     1 switches the test off."""
     max_holdout_looks: int = DEFAULT_MAX_HOLDOUT_LOOKS
     """Holdout looks a workflow may take; once spent, it ends FAILED."""
+    adjust: bool = True
+    """Adjust a user file's OHLC by its 'Adj Close' (False: ``--no-adjust``)."""
 
 
 WorkflowResult = dict[str, Any]
@@ -147,10 +149,11 @@ def split_bars(
     start: str | None,
     end: str | None,
     in_sample_fraction: float,
+    adjust: bool = True,
 ) -> tuple[pd.DataFrame, int]:
     """The workflow's bars and the position of the first holdout bar (`DataError`/
     `ConfigError` for bad input, raised before anything is created)."""
-    bars = slice_dates(load(ticker, timeframe, data_path), start, end)
+    bars = slice_dates(load(ticker, timeframe, data_path, adjust=adjust), start, end)
     return bars, holdout_start(len(bars), in_sample_fraction)
 
 
@@ -162,7 +165,13 @@ class Orchestrator:
         self.on_event = on_event or (lambda kind, info: None)
         s = parts.state.state
         bars, k = split_bars(
-            s.ticker, s.timeframe, s.data_path, s.start, s.end, s.in_sample_fraction
+            s.ticker,
+            s.timeframe,
+            s.data_path,
+            s.start,
+            s.end,
+            s.in_sample_fraction,
+            adjust=parts.adjust,
         )
         self.bars_per_year = bars_per_year(s.timeframe, bars.index)
         self.in_sample = bars.iloc[:k]
@@ -376,6 +385,7 @@ class Orchestrator:
             ticker=s.ticker,
             timeframe=s.timeframe,
             data_path=s.data_path,
+            adjust=self.p.adjust,
             start=self.first_date,
             end=self.last_date if holdout else self.last_in_sample,
             eval_start=self.holdout_first if holdout else None,
