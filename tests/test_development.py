@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from alphaloop.agents.development import (
+    FIXES,
     REFINEMENTS,
     DevelopmentInput,
     OptunaDeveloper,
@@ -71,7 +72,11 @@ def test_refinements_are_causal_code_that_changes_positions(refinement: str) -> 
     head, _, rest = base.source.partition("PARAMETERS = ")
     body = rest[rest.index("\ndef ") :]
     assert head in refined.source and body in refined.source
-    assert declared_parameters(refined).items() >= declared_parameters(base).items()
+    # ... but the base parameters the refinement decides: out of the search, fixed in the call
+    fixed = FIXES.get(refinement, {})
+    kept = {k: v for k, v in declared_parameters(base).items() if k not in fixed}
+    assert declared_parameters(refined).items() >= kept.items()
+    assert not set(fixed) & set(declared_parameters(refined))
     assert refined.source.count("PARAMETERS = ") == 1
     params = refined.defaults()
     pos = refined.positions(GOOG, params)
@@ -80,6 +85,7 @@ def test_refinements_are_causal_code_that_changes_positions(refinement: str) -> 
     assert lookahead_check(refined, GOOG, params, cuts=8) == []
     if refinement == "long_only":
         assert pos.min() >= 0.0
+        assert "(fixes allow_short=False)" in refined.source  # recorded where it is done
 
 
 def test_refine_algorithm_refines_the_best_and_brings_a_new_family(dev: OptunaDeveloper) -> None:

@@ -40,6 +40,7 @@ from alphaloop.backtest.strategy import (
 )
 
 __all__ = [
+    "FIXES",
     "REFINEMENTS",
     "DevelopmentInput",
     "OptunaDeveloper",
@@ -110,14 +111,14 @@ class StrategyDeveloper(Protocol):
 
 _WRAPPER = """
 
-# --- alphaloop refinement: {name} ---
+# --- alphaloop refinement: {name}{fixed_note} ---
 import pandas as _pd_{tag}
 
 _base_generate_positions_{tag} = generate_positions
 
 
 def generate_positions(data, {signature}**params):
-    pos = _pd_{tag}.Series(_base_generate_positions_{tag}(data, **params), index=data.index)
+{pre}    pos = _pd_{tag}.Series(_base_generate_positions_{tag}(data, **params), index=data.index)
     close = data["close"]
 {body}
     return pos.fillna(0.0).clip(-1.0, 1.0)
@@ -159,17 +160,34 @@ REFINEMENTS: dict[str, dict[str, str]] = {
 }
 
 
+FIXES: dict[str, dict[str, Any]] = {"long_only": {"allow_short": False, "long_only": True}}
+"""Base parameters a refinement decides: they leave the search space and are fixed in the
+call, so no variant says ``allow_short=True`` while the refinement forbids shorts."""
+
+
 def refine(base: Strategy, refinement: str) -> Strategy:
-    """`base` with `refinement` written into its source, loaded through the sandbox."""
+    """`base` with `refinement` written into its source, loaded through the sandbox. Base
+    parameters the refinement decides (`FIXES`) are dropped from PARAMETERS and fixed in the
+    call; the refinement's header comment records which."""
     spec = REFINEMENTS[refinement]
     tag = hashlib.sha256(f"{base.name}{refinement}".encode()).hexdigest()[:6]
     name = f"{base.name}+{refinement}"
     # PARAMETERS stays one literal (strategy code is read, never run, outside a confined
     # process): the base's literal gains the refinement's parameters
     raw = dict(declared_parameters(base))
+    fixed = {k: v for k, v in FIXES.get(refinement, {}).items() if k in raw}
+    for key in fixed:
+        del raw[key]
     raw.update(ast.literal_eval("{" + spec["params"] + "}"))
     source = with_parameters(base.source, name, raw)
-    source += _WRAPPER.format(name=refinement, tag=tag, **spec)
+    note = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
+    source += _WRAPPER.format(
+        name=refinement,
+        tag=tag,
+        fixed_note=f" (fixes {note})" if fixed else "",
+        pre=f"    params.update({fixed!r})\n" if fixed else "",
+        **spec,
+    )
     return from_source(source, name)
 
 
