@@ -122,6 +122,7 @@ from alphaloop.execution._jail import (
     _reply,
     _write_all,
     clean,
+    failure_reply,
 )
 
 __all__ = ["BOOT", "cut_positions", "lookahead", "main", "prepare", "set_companion", "shutdown"]
@@ -716,27 +717,15 @@ def _policy(job: dict[str, Any], tmp: str, address_space: int | None) -> Any:
 def _answer(job: dict[str, Any], bars: Any, memory_limit: int | None) -> tuple[bytes, bool]:
     """The reply for one window and whether the process must exit after sending it."""
     from alphaloop.backtest.strategy import from_source
-    from alphaloop.errors import AlphaloopError, StrategyError
-    from alphaloop.execution._base import format_bytes
+    from alphaloop.errors import StrategyError
 
     name = str(job["name"])
     try:
         positions = from_source(str(job["source"]), name).positions(bars, job["params"])
     except StrategyError:  # the strategy fails on this cut: a difference, as lookahead_check
         return _reply({"ok": False, "cut": True}), False
-    except MemoryError as exc:
-        limit = f"memory limit {format_bytes(memory_limit)}" if memory_limit else "memory"
-        detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
-        msg = f"strategy {name!r} exceeded the {limit} ({detail})"
-        return _reply({"ok": False, "error": msg, "kind": "limit", "exit": True}), True
-    except AlphaloopError as exc:
-        return _reply({"ok": False, "error": str(exc), "kind": "permanent"}), False
-    except Exception as exc:  # alphaloop's own code failed: another attempt may pass
-        msg = f"{type(exc).__name__}: {exc}"
-        return _reply({"ok": False, "error": msg, "kind": "transient"}), False
-    except BaseException as exc:  # SystemExit & co raised by strategy code
-        msg = f"strategy {name!r} raised {type(exc).__name__}: {exc}"
-        return _reply({"ok": False, "error": msg, "kind": "permanent", "exit": True}), True
+    except BaseException as exc:
+        return failure_reply(exc, name, memory_limit)
     return _reply({"ok": True}, positions), False
 
 

@@ -210,24 +210,29 @@ class _Compute:
 
     def answer(self, request: tuple[Any, ...], memory_limit: int | None) -> tuple[bytes, bool]:
         """The reply to one request and whether the child must exit after sending it."""
-        from alphaloop.execution._base import format_bytes
-
         try:
             return self(request), False
-        except MemoryError as exc:
-            limit = f"memory limit {format_bytes(memory_limit)}" if memory_limit else "memory"
-            detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
-            msg = f"strategy {self.name!r} exceeded the {limit} ({detail})"
-            return _reply({"ok": False, "error": msg, "kind": "limit", "exit": True}), True
-        except AlphaloopError as exc:
-            return _reply({"ok": False, "error": str(exc), "kind": "permanent"}), False
-        except Exception as exc:  # alphaloop's own code failed: another attempt may pass
-            msg = f"{type(exc).__name__}: {exc}"
-            return _reply({"ok": False, "error": msg, "kind": "transient"}), False
-        except BaseException as exc:  # SystemExit & co raised by strategy code
-            msg = f"strategy {self.name!r} raised {type(exc).__name__}: {exc}"
-            header = {"ok": False, "error": msg, "kind": "permanent", "exit": True}
-            return _reply(header), True
+        except BaseException as exc:
+            return failure_reply(exc, self.name, memory_limit)
+
+
+def failure_reply(exc: BaseException, name: str, memory_limit: int | None) -> tuple[bytes, bool]:
+    """A strategy process's reply when running strategy ``name`` raised ``exc``, and whether
+    the process must exit after sending it (memory exhausted, or SystemExit & co)."""
+    from alphaloop.execution._base import format_bytes
+
+    if isinstance(exc, MemoryError):
+        limit = f"memory limit {format_bytes(memory_limit)}" if memory_limit else "memory"
+        detail = f"MemoryError: {exc}" if str(exc) else "MemoryError"
+        msg = f"strategy {name!r} exceeded the {limit} ({detail})"
+        return _reply({"ok": False, "error": msg, "kind": "limit", "exit": True}), True
+    if isinstance(exc, AlphaloopError):
+        return _reply({"ok": False, "error": str(exc), "kind": "permanent"}), False
+    if isinstance(exc, Exception):  # alphaloop's own code failed: another attempt may pass
+        msg = f"{type(exc).__name__}: {exc}"
+        return _reply({"ok": False, "error": msg, "kind": "transient"}), False
+    msg = f"strategy {name!r} raised {type(exc).__name__}: {exc}"  # SystemExit & co
+    return _reply({"ok": False, "error": msg, "kind": "permanent", "exit": True}), True
 
 
 def _close_other_fds(keep: set[int]) -> None:

@@ -42,13 +42,12 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
 
         return _host.shared().run(run_task, task)
     bars, job, positions, lookahead = _confined(task)
-    return _result(task, bars, job.code_hash, positions, lookahead)
+    return _result(task, bars, job.code_hash, _evaluate(task, bars, positions), lookahead)
 
 
 def run_task_full(task: BacktestTask) -> dict[str, Any]:
     """`run_task`'s result plus the equity curve (``{"dates", "values"}``) and the trades
     (records with ISO dates): ``alphaloop backtest --json --full``."""
-    from alphaloop.backtest import runner
     from alphaloop.execution import _jail
 
     if not _jail.is_clean_host():
@@ -56,15 +55,8 @@ def run_task_full(task: BacktestTask) -> dict[str, Any]:
 
         return _host.shared().run(run_task_full, task)
     bars, job, positions, lookahead = _confined(task)
-    result = _result(task, bars, job.code_hash, positions, lookahead)
-    run = runner.evaluate(
-        bars,
-        positions,
-        commission=task.commission,
-        slippage_bps=task.slippage_bps,
-        timeframe=task.timeframe,
-        eval_start=task.eval_start,
-    )
+    run = _evaluate(task, bars, positions)
+    result = _result(task, bars, job.code_hash, run, lookahead)
     trades = run.trades
     for col in ("entry_date", "exit_date"):
         trades[col] = [t.isoformat() for t in trades[col]]
@@ -215,12 +207,11 @@ run_task.warm_up = _warm_up  # type: ignore[attr-defined]
 run_task_full.warm_up = _warm_up  # type: ignore[attr-defined]
 
 
-def _result(
-    task: BacktestTask, bars: Any, code_hash: str, positions: Any, lookahead: list[str]
-) -> dict[str, Any]:
-    from alphaloop.backtest import metrics, runner
+def _evaluate(task: BacktestTask, bars: Any, positions: Any) -> Any:
+    """The engine's measurement of ``positions`` on ``bars`` with the task's costs."""
+    from alphaloop.backtest import runner
 
-    result = runner.evaluate(
+    return runner.evaluate(
         bars,
         positions,
         commission=task.commission,
@@ -228,6 +219,14 @@ def _result(
         timeframe=task.timeframe,
         eval_start=task.eval_start,
     )
+
+
+def _result(
+    task: BacktestTask, bars: Any, code_hash: str, result: Any, lookahead: list[str]
+) -> dict[str, Any]:
+    """The task's result from the engine's measurement ``result`` (`_evaluate`)."""
+    from alphaloop.backtest import metrics
+
     moments = metrics.return_moments(result.returns.to_numpy())
     return {
         "metrics": dict(result.metrics),
@@ -258,4 +257,4 @@ def run_task_in_process(task: BacktestTask) -> dict[str, Any]:
         if task.check_lookahead:
             found = strategies.lookahead_check(strategy, bars.copy(), params, full=positions)
             lookahead = [d.isoformat() for d in found]
-    return _result(task, bars, strategy.code_hash, positions, lookahead)
+    return _result(task, bars, strategy.code_hash, _evaluate(task, bars, positions), lookahead)
