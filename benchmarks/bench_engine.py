@@ -5,16 +5,21 @@ Run: ``PYTHONPATH=src python benchmarks/bench_engine.py [--repeat N]``
 Data: the embedded GOOG sample (`alphaloop.data.load("GOOG")`) if available, else a seeded
 random walk of 2,148 daily bars; the 10x case tiles the same bars' returns to 21,480 bars.
 Positions: an SMA(20)/SMA(50) long/short crossover scaled by a volatility target, so they are
-fractional and trade every bar a little, with ~40 sign changes per 2,148 bars (a realistic load
-for the trade accounting). Reports medians and p90 in microseconds; the machine is shared, so
-read medians, not single runs.
+fractional and change every bar a little, with ~40 sign changes per 2,148 bars (a realistic
+load for the trade accounting; with units held, the default, every change is a trade).
+Reports medians and p90 in microseconds; the machine is shared, so read medians, not single
+runs. ``--previous REV`` also times the numba kernel of git revision REV (e.g. the constant
+weight kernel before units held) in the same process, interleaved, and prints the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -83,6 +88,35 @@ def timeit(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return float(np.median(samples)) / 1e3, float(np.percentile(samples, 90)) / 1e3
 
 
+def previous_kernels(rev: str) -> object:
+    """The ``_kernels`` module of git revision ``rev``, imported under another name."""
+    source = subprocess.run(["git", "show", f"{rev}:src/alphaloop/backtest/_kernels.py"],
+                            capture_output=True, text=True, check=True).stdout
+    folder = tempfile.mkdtemp(prefix="alphaloop-prev-kernels-")
+    path = os.path.join(folder, "prev_kernels.py")
+    with open(path, "w") as fh:
+        fh.write(source)
+    spec = importlib.util.spec_from_file_location("prev_kernels", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def compare(df: pd.DataFrame, prev: object, rounds: int, calls: int) -> list[float]:
+    """Per round, median time of the current kernel / the previous one (interleaved)."""
+    from alphaloop.backtest import _kernels
+
+    w = positions(df)
+    o = df["open"].to_numpy().copy()
+    c = df["close"].to_numpy().copy()
+    ratios = []
+    for _ in range(rounds):
+        new, _ = timeit(lambda: _kernels.backtest_stats(o, c, w, 0.001, 0.0, False), calls)
+        old, _ = timeit(lambda: prev.backtest_stats(o, c, w, 0.001), calls)  # type: ignore[attr-defined]
+        ratios.append(new / old)
+    return ratios
+
+
 def bench(df: pd.DataFrame, repeat: int) -> dict[str, tuple[float, float]]:
     """Timings of the three entry points on one data set."""
     w = positions(df)
@@ -91,7 +125,10 @@ def bench(df: pd.DataFrame, repeat: int) -> dict[str, tuple[float, float]]:
     from alphaloop.backtest import _kernels
 
     return {
-        "numba kernel only": timeit(lambda: _kernels.backtest_stats(o, c, w, 0.001), repeat),
+        "numba kernel only": timeit(
+            lambda: _kernels.backtest_stats(o, c, w, 0.001, 0.0, False), repeat),
+        "numba kernel, constant weight": timeit(
+            lambda: _kernels.backtest_stats(o, c, w, 0.001, 0.0, True), repeat),
         "run_arrays (metrics)": timeit(lambda: engine.run_arrays(o, c, w), repeat),
         "run (metrics)": timeit(lambda: engine.run(df, w), repeat),
         "run + trades DataFrame": timeit(lambda: engine.run(df, w).trades, repeat),
@@ -107,6 +144,7 @@ def _touch_all(result: engine.BacktestResult) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2000, help="timed calls per case")
+    parser.add_argument("--previous", metavar="REV", help="also time REV's kernel (git)")
     args = parser.parse_args()
 
     df, source = load_bars()
@@ -133,6 +171,21 @@ def main() -> None:
         big_med, big_p90 = large[name]
         print(f"| {name} | {med:.1f} ({p90:.1f}) | {big_med:.1f} ({big_p90:.1f}) "
               f"| {big_med / med:.1f}x | {(big_med - med) * 1e3 / extra:.1f} |")
+    if args.previous:
+        prev = previous_kernels(args.previous)
+        ratios = compare(df, prev, 7, max(args.repeat // 4, 100))
+        print()
+        print(f"# numba kernel, this tree / {args.previous} (same process, interleaved, 7 rounds "
+              f"on {len(df):,} bars): median {np.median(ratios):.2f}, "
+              f"range {min(ratios):.2f}-{max(ratios):.2f}; load {_load()}")
+
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 if __name__ == "__main__":

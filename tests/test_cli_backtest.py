@@ -54,6 +54,29 @@ def test_backtest_json_has_every_metric_and_matches_library() -> None:
     assert 0.0 <= out["max_drawdown"] <= 1.0
 
 
+def test_backtest_costs_and_position_model_reach_the_engine() -> None:
+    """--borrow-bps and --rebalance change a long/short result as the engine says, and the
+    JSON names the costs it was measured with."""
+    from alphaloop.backtest import engine
+    from alphaloop.backtest import indicators as ind
+
+    args = ("backtest", "sma_crossover", "--ticker", "GOOG", "-p", "fast=10", "-p", "slow=20",
+            "--commission", "0.002", "--json")
+    held = json.loads(alphaloop(*args).stdout)
+    borrowed = json.loads(alphaloop(*args, "--borrow-bps", "300").stdout)
+    weight = json.loads(alphaloop(*args, "--rebalance", "bar").stdout)
+    assert (held["rebalance"], held["borrow_bps"], held["commission"]) == ("change", 0.0, 0.002)
+    assert (borrowed["borrow_bps"], weight["rebalance"]) == (300.0, "bar")
+    data = load("GOOG")
+    close = data["close"].to_numpy()
+    pos = ind.crossover_side(ind.sma(close, 10), ind.sma(close, 20))
+    for out, kw in ((held, {}), (borrowed, {"borrow_bps": 300.0}), (weight, {"rebalance": "bar"})):
+        m = engine.run(data, pos, commission=0.002, **kw).metrics
+        assert out["total_return"] == pytest.approx(m["total_return"], rel=1e-9)
+    assert borrowed["total_return"] < held["total_return"]
+    assert weight["total_return"] != pytest.approx(held["total_return"], rel=1e-3)
+
+
 def test_backtest_table_and_date_range() -> None:
     proc = alphaloop(
         "backtest",
@@ -130,6 +153,8 @@ def test_bad_strategy_is_one_line_exit_2(tmp_path: Path, filename: str) -> None:
         (["backtest", "sma_crossover", "--ticker", "GOOG", "--timeframe", "1h"], "1d"),
         (["backtest", "sma_crossover", "--ticker", "GOOG", "--start", "2020-01-01"], "2013"),
         (["backtest", "sma_crossover", "--ticker", "GOOG", "--commission", "-1"], "commission"),
+        (["backtest", "sma_crossover", "--ticker", "GOOG", "--borrow-bps", "-5"], "borrow_bps"),
+        (["backtest", "sma_crossover", "--ticker", "GOOG", "--rebalance", "daily"], "'bar'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], expected: str) -> None:

@@ -81,74 +81,125 @@ def first_invalid(open_, close, target):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def simulate(open_, close, target, cost):  # pragma: no cover - compiled
-    """Fill targets at the next open; return (r, equity, held, trade arrays..., n_trades).
+def _to_weight(equity, notional, h, cost):  # pragma: no cover - compiled
+    """The notional ``x`` that is weight ``h`` of the equity left after trading to it.
 
-    Trade arrays have length n (an upper bound) and are valid up to ``n_trades``:
-    entry bar, exit bar (the bar whose open closed it, or n-1 if still open), side (+1/-1),
-    return after costs, open flag.
+    Solves ``x = h * (equity - |x - notional| * cost)``: its left side minus its right side
+    grows strictly with ``x`` (slope ``1 +- h * cost > 0``), so exactly one of the two
+    branches (buying, ``x >= notional``; selling, ``x < notional``) is consistent.
+    """
+    x = h * (equity + notional * cost) / (1.0 + h * cost)
+    if x < notional:
+        x = h * (equity - notional * cost) / (1.0 - h * cost)
+    return x
+
+
+@njit(cache=True, nogil=True)
+def simulate(open_, close, target, cost, borrow, every_bar):  # pragma: no cover - compiled
+    """Fill targets at the next open; return (r, equity, held, trade arrays..., n_trades, traded).
+
+    The account holds cash and a number of units (growth of 1.0 starts as cash). With
+    ``every_bar`` False (units held) it trades only when the target changes; with it True
+    (constant weight) it trades back to the target at every open and every close but the last.
+    ``borrow`` is the fee per bar on short notional, charged at each close while short.
+    Trade arrays have length n (an upper bound) and are valid up to ``n_trades``: entry bar,
+    exit bar (the bar whose open closed it, or n-1 if still open), side (+1/-1), return after
+    costs, open flag. ``traded`` is the sum over trades of notional traded / equity before it.
     """
     n = close.shape[0]
     held = np.zeros(n)
     ret = np.zeros(n)
-    equity = np.empty(n)
+    equity = np.zeros(n)
     t_entry = np.empty(n, dtype=np.int64)
     t_exit = np.empty(n, dtype=np.int64)
     t_side = np.empty(n, dtype=np.int8)
     t_ret = np.empty(n)
     t_open = np.zeros(n, dtype=np.bool_)
     k = 0
+    traded = 0.0
     if n == 0:
-        return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k
+        return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
     equity[0] = 1.0
-    eq = 1.0
-    ruined = False
-    tf = 1.0  # running growth factor of the open trade
+    cash = 1.0
+    units = 0.0
+    prev = 1.0  # equity at the previous close
+    base = 1.0  # equity of the open trade before its entry cost
     start = 0
+    side = 0  # side of the open trade, 0 when flat
     for t in range(1, n):
         hp = held[t - 1]
         hn = target[t - 1]
         held[t] = hn
-        # each leg is floored at 0: a position can lose at most everything
-        gap = max(1.0 + hp * (open_[t] / close[t - 1] - 1.0), 0.0)
-        intra = max(1.0 + hn * (close[t] / open_[t] - 1.0), 0.0)
-        bar = gap * max(1.0 - abs(hn - hp) * cost, 0.0) * intra
-        f = bar
-        if ruined:
-            f = 1.0
-        elif f == 0.0:
-            ruined = True
-        eq *= f
-        equity[t] = eq
-        ret[t] = f - 1.0
         sp = _sign(hp)
         sn = _sign(hn)
-        if sp != 0 and sn == sp:  # held through (maybe resized): the trade's factor is the bar's
-            tf *= bar
-            continue
-        if sp != 0:  # close: gap into this bar, then sell |hp| at the open
-            tf *= gap * max(1.0 - abs(hp) * cost, 0.0)
-            t_entry[k] = start
-            t_exit[k] = t
-            t_side[k] = sp
-            t_ret[k] = tf - 1.0
-            k += 1
-        if sn != 0:  # open: buy |hn| at the open, then the intraday leg
-            tf = max(1.0 - abs(hn) * cost, 0.0) * intra
-            start = t
+        o = open_[t]
+        e = cash + units * o
+        if e > 0.0 and (every_bar or hn != hp):
+            y = units * o
+            if sp != 0 and sn != sp:  # the trade ends at this open: sell it all first
+                traded += abs(y) / e
+                e -= abs(y) * cost
+                t_entry[k] = start
+                t_exit[k] = t
+                t_side[k] = sp
+                t_ret[k] = max(e / base, 0.0) - 1.0
+                k += 1
+                y = 0.0
+                units = 0.0
+                cash = e
+                side = 0
+            if sn != 0 and sp != sn:
+                base = e
+                start = t
+                side = sn
+            if e > 0.0:
+                x = _to_weight(e, y, hn, cost)
+                traded += abs(x - y) / e
+                e -= abs(x - y) * cost
+                units = x / o
+                cash = e - x
+        if e > 0.0:
+            c = close[t]
+            e = cash + units * c
+            if units < 0.0:
+                fee = -units * c * borrow
+                cash -= fee
+                e -= fee
+            if every_bar and t < n - 1 and units != 0.0 and e > 0.0:
+                y = units * c
+                x = _to_weight(e, y, hn, cost)
+                traded += abs(x - y) / e
+                e -= abs(x - y) * cost
+                units = x / c
+                cash = e - x
+        if not e > 0.0:  # ruin: the account is wiped out and stays so
+            ret[t] = -1.0
+            if side != 0:
+                t_entry[k] = start
+                t_exit[k] = t
+                t_side[k] = side
+                t_ret[k] = -1.0
+                k += 1
+            return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
+        equity[t] = e
+        ret[t] = e / prev - 1.0
+        prev = e
     if _sign(held[n - 1]) != 0:
         t_entry[k] = start
         t_exit[k] = n - 1
         t_side[k] = _sign(held[n - 1])
-        t_ret[k] = tf - 1.0
+        t_ret[k] = prev / base - 1.0
         t_open[k] = True
         k += 1
-    return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k
+    return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
 
 
 @njit(cache=True, nogil=True)
-def summarize(ret, equity, held, trade_ret, n_trades):  # pragma: no cover - compiled
-    """Summary statistics of one backtest as a float64 vector (layout: the STAT_* constants)."""
+def summarize(ret, equity, held, trade_ret, n_trades, traded):  # pragma: no cover - compiled
+    """Summary statistics of one backtest as a float64 vector (layout: the STAT_* constants).
+
+    ``traded`` is the notional traded in units of equity (the simulation knows it).
+    """
     n = ret.shape[0]
     out = np.zeros(N_STATS)
     out[STAT_N] = n
@@ -156,8 +207,6 @@ def summarize(ret, equity, held, trade_ret, n_trades):  # pragma: no cover - com
     total = 0.0
     down = 0.0
     exposed = 0
-    traded = 0.0
-    prev = 0.0
     peak = 1.0
     peak_at = 0
     max_dd = 0.0
@@ -170,8 +219,6 @@ def summarize(ret, equity, held, trade_ret, n_trades):  # pragma: no cover - com
         h = held[t]
         if h != 0.0:
             exposed += 1
-        traded += abs(h - prev)
-        prev = h
         e = equity[t]
         if e >= peak:
             if t - peak_at > max_dur and peak_at < t - 1:
@@ -220,17 +267,19 @@ def summarize(ret, equity, held, trade_ret, n_trades):  # pragma: no cover - com
 
 
 @njit(cache=True, nogil=True)
-def backtest(open_, close, target, cost):  # pragma: no cover - compiled
+def backtest(open_, close, target, cost, borrow, every_bar):  # pragma: no cover - compiled
     """`simulate` then `summarize`: (stats, r, equity, held, trade arrays..., n_trades)."""
-    ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k = simulate(
-        open_, close, target, cost
+    ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded = simulate(
+        open_, close, target, cost, borrow, every_bar
     )
-    stats = summarize(ret, equity, held, t_ret, k)
+    stats = summarize(ret, equity, held, t_ret, k, traded)
     return stats, ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k
 
 
 @njit(cache=True, nogil=True)
-def backtest_stats(open_, close, target, cost):  # pragma: no cover - compiled
+def backtest_stats(open_, close, target, cost, borrow, every_bar):  # pragma: no cover - compiled
     """`backtest` returning only the statistics vector (no arrays to hand back to Python)."""
-    ret, equity, held, _, _, _, t_ret, _, k = simulate(open_, close, target, cost)
-    return summarize(ret, equity, held, t_ret, k)
+    ret, equity, held, _, _, _, t_ret, _, k, traded = simulate(
+        open_, close, target, cost, borrow, every_bar
+    )
+    return summarize(ret, equity, held, t_ret, k, traded)

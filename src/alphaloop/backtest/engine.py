@@ -5,33 +5,42 @@ Semantics (bar ``t`` runs from its open ``o[t]`` to its close ``c[t]``):
 - **Targets.** ``w[t]`` in [-1, 1] (fractions allowed) is decided at bar ``t``'s close.
 - **Fills.** A target is filled at the next bar's open, so the position *held* during bar ``t``
   is ``h[t] = w[t-1]`` for ``t >= 1`` and ``h[0] = 0``; ``w[n-1]`` is never filled.
-- **Costs.** Each unit of position traded costs ``cost = commission + slippage_bps / 1e4`` of
-  equity (``commission`` is a fraction of traded notional per side); a reversal from +1 to -1
-  trades 2 units.
-- **Returns.** ``r[0] = 0``; for ``t >= 1``::
+- **Costs.** Every trade costs ``cost = commission + slippage_bps / 1e4`` of the notional it
+  trades (``commission`` is a fraction of traded notional per side); a reversal from long to
+  short trades through zero, so it pays on both legs.
+- **Units held** (``rebalance="change"``, the default, as brokers, backtesting.py and vectorbt
+  do). The account holds cash ``C`` and ``u`` units; its equity at price ``p`` is
+  ``E = C + u * p``, starting at ``E = C = 1``. At bar ``t``'s open, *if the target changed*
+  (``h[t] != h[t-1]``), it trades to the notional ``x`` that is ``h[t]`` of the equity left
+  after the trade's cost::
 
-      1 + r[t] = (1 + h[t-1] * (o[t] / c[t-1] - 1))    # overnight gap, old holding
-               * (1 - |h[t] - h[t-1]| * cost)          # trade at the open
-               * (1 + h[t] * (c[t] / o[t] - 1))        # intraday, new holding
+      x = h[t] * (E - |x - y| * cost)        # y = u * o[t], the notional held before
 
-  Weights are constant within each leg (rebalanced at every open and close, not drifting).
-  Equity ``e[t] = prod(1 + r[0..t])`` is a growth curve starting at 1.0.
-- **Ruin.** If a bar's factor ``1 + r[t]`` would be <= 0 (only possible for a short through a
-  > 100% move, or absurd costs) it is set to 0 (``r[t] = -1``), equity stays 0 and every later
-  ``r`` is 0. Trade factors are floored at 0 the same way (a trade loses at most 100%).
+  (solved exactly; ``u = x / o[t]`` afterwards, and the cost leaves the cash). A trade that
+  ends or reverses sells everything first (cost ``|y| * cost``), then opens the new side.
+  Between changes the units are held and the weight ``u * p / E`` drifts with the price: a
+  short that loses grows beyond its target weight.
+- **Constant weight** (``rebalance="bar"``). The same account trades back to the target weight
+  ``h[t]`` at every open and at every close but the last; each of these implicit rebalancing
+  trades is charged at the same ``cost``. With zero costs the per-bar return is exactly
+  ``(1 + h[t-1] * (o[t] / c[t-1] - 1)) * (1 + h[t] * (c[t] / o[t] - 1)) - 1``.
+- **Borrow.** While short, each bar's close charges ``borrow_bps / 1e4 / bars_per_year`` of the
+  short notional ``|u| * c[t]`` (an annual fee accrued per bar held; 0 by default).
+- **Returns.** ``r[0] = 0`` and ``r[t] = E[t] / E[t-1] - 1`` with ``E[t]`` the equity at bar
+  ``t``'s close after every cost. Equity ``e[t] = prod(1 + r[0..t])`` starts at 1.0.
+- **Ruin.** If equity reaches 0 or below (only possible for a short through a > 100% move, or
+  absurd costs) then ``r[t] = -1``, equity stays 0, nothing is held and every later ``r`` is 0;
+  the trade that was open exits at that bar with return -1.
 - **No look-ahead.** ``r[t]`` uses only ``w[..t-1]`` and prices up to ``c[t]``.
 - **Trades.** A trade is a maximal run of same-signed non-zero ``h``. Entry: the date and open
   of its first bar. Exit: the date and open of the first bar after the run; a trade still open
   at the end exits at the last close on the last date with ``is_open=True``. ``bars_held`` is
-  the run's length; ``side`` is "long" or "short". Its return after costs is the product of the
-  factors attributable to it: entry cost ``1 - |h_entry| * cost``, each bar's intraday leg,
-  each overnight gap while held, any resize cost ``1 - |dh| * cost`` within the trade, and at
-  exit the gap into the exit bar and the exit cost ``1 - |h_last| * cost``. On a reversal bar
-  the 2-unit cost is split: the closing trade takes ``1 - |h_old| * cost``, the new one
-  ``1 - |h_new| * cost`` (equity itself uses ``1 - |dh| * cost``, so the product of the two
-  trade factors differs from the equity factor by ``|h_old| * |h_new| * cost**2``).
-  Trade returns are returns on the account's equity, not on the traded notional: a 0.5 long
-  through a +10% bar earns 5%.
+  the run's length; ``side`` is "long" or "short". Its return is the account's growth over its
+  life: equity after its exit cost (at the exit bar's open, or the last close if still open)
+  over equity before its entry cost, minus 1. All equity changes while it is open are its own
+  (cash earns nothing), so this is its P&L after every cost, resizes and borrow included, as a
+  return on the account: a 0.5 long through a +10% move earns about 5%. On a reversal the two
+  legs' costs are split exactly between the closing and the opening trade.
 
 `run` validates inputs and returns a `BacktestResult`; `run_arrays` skips pandas and returns
 only the metrics, for parameter grids. Metric definitions live in `alphaloop.backtest.metrics`.
@@ -49,9 +58,16 @@ import pandas as pd
 from alphaloop.backtest.metrics import Metric, from_stats
 from alphaloop.errors import ConfigError, DataError, StrategyError
 
-__all__ = ["BacktestResult", "run", "run_arrays", "unit_cost"]
+__all__ = [
+    "REBALANCE", "BacktestResult", "borrow_per_bar", "check_costs", "run", "run_arrays",
+    "unit_cost",
+]
 
 _MAX_COST = 0.5
+_MAX_BORROW_BPS = 100_000.0  # 1,000% a year: beyond any quoted borrow rate
+
+#: The position models: units held until the target changes, or a constant weight.
+REBALANCE = ("change", "bar")
 
 
 def unit_cost(commission: float, slippage_bps: float) -> float:
@@ -66,6 +82,30 @@ def unit_cost(commission: float, slippage_bps: float) -> float:
             "commission is a fraction (0.001 means 0.1%), slippage is in basis points"
         )
     return cost
+
+
+def borrow_per_bar(borrow_bps: float, bars_per_year: float) -> float:
+    """The fee per bar on short notional; `ConfigError` if ``borrow_bps`` is negative or absurd."""
+    if not (isinstance(borrow_bps, numbers.Real) and math.isfinite(borrow_bps)
+            and 0 <= borrow_bps <= _MAX_BORROW_BPS):
+        raise ConfigError(f"borrow_bps must be a number of basis points a year in "
+                          f"[0, {_MAX_BORROW_BPS:,.0f}], got {borrow_bps!r} (100 means 1%/year)")
+    return float(borrow_bps) / 1e4 / _check_bars_per_year(bars_per_year)
+
+
+def _every_bar(rebalance: str) -> bool:
+    if rebalance not in REBALANCE:
+        raise ConfigError(f"rebalance must be 'change' (units held until the target changes) "
+                          f"or 'bar' (constant weight), got {rebalance!r}")
+    return rebalance == "bar"
+
+
+def check_costs(commission: float, slippage_bps: float, borrow_bps: float = 0.0,
+                rebalance: str = "change") -> None:
+    """`ConfigError` naming the first cost setting that cannot be right (before any work)."""
+    unit_cost(commission, slippage_bps)
+    borrow_per_bar(borrow_bps, 1.0)
+    _every_bar(rebalance)
 
 
 def _check_bars_per_year(bars_per_year: float) -> float:
@@ -155,6 +195,8 @@ def run_arrays(
     commission: float = 0.001,
     slippage_bps: float = 0.0,
     bars_per_year: float = 252.0,
+    borrow_bps: float = 0.0,
+    rebalance: str = "change",
 ) -> dict[str, Metric]:
     """Metrics of one backtest on plain arrays (no pandas), for parameter grids.
 
@@ -163,6 +205,8 @@ def run_arrays(
     """
     cost = unit_cost(commission, slippage_bps)
     bpy = _check_bars_per_year(bars_per_year)
+    borrow = borrow_per_bar(borrow_bps, bpy)
+    every_bar = _every_bar(rebalance)
     o = _f64(open_)
     c = _f64(close)
     if o.ndim != 1 or o.shape != c.shape or o.shape[0] == 0:
@@ -170,7 +214,7 @@ def run_arrays(
                         f"got shapes {o.shape} and {c.shape}")
     w = _as_float_array(positions, "positions")
     _validate(o, c, w, None)
-    return from_stats(_kernels().backtest_stats(o, c, w, cost), bpy)
+    return from_stats(_kernels().backtest_stats(o, c, w, cost, borrow, every_bar), bpy)
 
 
 class BacktestResult:
@@ -257,6 +301,8 @@ def run(
     commission: float = 0.001,
     slippage_bps: float = 0.0,
     bars_per_year: float = 252.0,
+    borrow_bps: float = 0.0,
+    rebalance: str = "change",
 ) -> BacktestResult:
     """Backtest target ``positions`` on ``data`` (see the module docstring for the semantics).
 
@@ -265,10 +311,15 @@ def run(
       carry exactly ``data``'s index. Bad values raise `StrategyError` naming the first bad bar.
     - commission: fraction of traded notional per side (0.001 = 0.1%); `ConfigError` if < 0.
     - slippage_bps: extra cost per unit traded, in basis points; `ConfigError` if < 0.
-    - bars_per_year: annualisation factor of the metrics (252 for daily bars).
+    - bars_per_year: annualisation factor of the metrics and the borrow fee (252 for daily bars).
+    - borrow_bps: annual fee on short notional in basis points, accrued per bar (default 0).
+    - rebalance: "change" (units held until the target changes, the default) or "bar"
+      (constant weight, rebalanced at every open and close at the same cost).
     """
     cost = unit_cost(commission, slippage_bps)
     bpy = _check_bars_per_year(bars_per_year)
+    borrow = borrow_per_bar(borrow_bps, bpy)
+    every_bar = _every_bar(rebalance)
     if not isinstance(data, pd.DataFrame) or not isinstance(data.index, pd.DatetimeIndex):
         raise DataError("data must be a DataFrame with a DatetimeIndex (use alphaloop.data.load)")
     missing = [col for col in ("open", "close") if col not in data.columns]
@@ -285,7 +336,7 @@ def run(
                             "build the Series on data.index (or pass a numpy array)")
     w = _as_float_array(positions, "positions")
     _validate(o, c, w, index)
-    out = _kernels().backtest(o, c, w, cost)
+    out = _kernels().backtest(o, c, w, cost, borrow, every_bar)
     stats, raw = out[0], out[1:]
     raw = (*raw, o, c)
     for arr in raw:

@@ -27,8 +27,10 @@ profit_factor               sum of winning trade returns / abs(sum of losing tra
 num_trades                  number of trades, a trade still open at the end included (int)
 avg_trade_return            mean trade return (after costs)
 exposure                    share of bars with a non-zero holding ``h[t]``
-turnover                    annualised units traded: ``sum(abs(h[t] - h[t-1])) * bpy / n``
-                            (``h[-1] = 0``; a reversal from +1 to -1 trades 2 units)
+turnover                    annualised notional traded, in units of equity: the sum over the
+                            engine's trades of ``|notional traded| / equity before the trade``,
+                            times ``bpy / n`` (a reversal from +1 to -1 trades about 2; with
+                            `compute`, ``sum(abs(h[t] - h[t-1]))`` with ``h[-1] = 0`` instead)
 ==========================  =====================================================================
 
 A value that is undefined is ``None`` (JSON ``null``), never NaN or inf:
@@ -142,7 +144,8 @@ def compute(
         raise ValueError(f"positions has {h.shape[0]} bars, returns has {r.shape[0]}")
     tr = np.zeros(0) if trade_returns is None else np.require(trade_returns, np.float64, ("C", "W"))
     equity = np.cumprod(1.0 + r)
-    stats = _kernels.summarize(r, equity, h, tr, tr.shape[0])
+    traded = float(np.abs(np.diff(h, prepend=0.0)).sum())
+    stats = _kernels.summarize(r, equity, h, tr, tr.shape[0], traded)
     return from_stats(stats, bars_per_year)
 
 

@@ -33,6 +33,8 @@ def backtest(
     *,
     commission: float = 0.001,
     slippage_bps: float = 0.0,
+    borrow_bps: float = 0.0,
+    rebalance: str = "change",
     timeframe: str = "1d",
     eval_start: object = None,
 ) -> engine.BacktestResult:
@@ -45,6 +47,9 @@ def backtest(
     - params: parameter overrides, typed or CLI strings (``{"fast": "20"}``).
     - commission: fraction of traded notional per side (0.001 = 0.1%).
     - slippage_bps: extra cost per unit traded, in basis points.
+    - borrow_bps: annual fee on short notional, in basis points, accrued per bar.
+    - rebalance: "change" (units held until the target changes) or "bar" (constant weight);
+      see `alphaloop.backtest.engine`.
     - timeframe: bar length of ``data`` ("1d", "1h", ...), for annualising the metrics.
     - eval_start: first date to trade and measure (e.g. a holdout's first bar). Positions are
       computed on all of ``data`` so indicators are warmed up, then the engine runs from this
@@ -58,6 +63,8 @@ def backtest(
         positions,
         commission=commission,
         slippage_bps=slippage_bps,
+        borrow_bps=borrow_bps,
+        rebalance=rebalance,
         timeframe=timeframe,
         eval_start=eval_start,
     )
@@ -69,6 +76,8 @@ def evaluate(
     *,
     commission: float = 0.001,
     slippage_bps: float = 0.0,
+    borrow_bps: float = 0.0,
+    rebalance: str = "change",
     timeframe: str = "1d",
     eval_start: object = None,
 ) -> engine.BacktestResult:
@@ -84,6 +93,8 @@ def evaluate(
         commission=commission,
         slippage_bps=slippage_bps,
         bars_per_year=bpy,
+        borrow_bps=borrow_bps,
+        rebalance=rebalance,
     )
 
 
@@ -94,6 +105,8 @@ def run_grid(
     *,
     commission: float = 0.001,
     slippage_bps: float = 0.0,
+    borrow_bps: float = 0.0,
+    rebalance: str = "change",
     timeframe: str = "1d",
 ) -> list[dict[str, Any]]:
     """Metrics of ``strategy`` for each parameter set in ``grid``, in order (the fast path).
@@ -120,6 +133,8 @@ def run_grid(
                 commission=commission,
                 slippage_bps=slippage_bps,
                 bars_per_year=bars_per_year,
+                borrow_bps=borrow_bps,
+                rebalance=rebalance,
             )
         )
     return results

@@ -85,6 +85,16 @@ def backtest(
         float, typer.Option(help="Commission, fraction of traded notional per side.")
     ] = 0.001,
     slippage_bps: Annotated[float, typer.Option(help="Slippage per side, basis points.")] = 0.0,
+    borrow_bps: Annotated[
+        float, typer.Option(help="Annual fee on short notional, basis points, accrued per bar.")
+    ] = 0.0,
+    rebalance: Annotated[
+        str,
+        typer.Option(
+            help="'change': hold units until the target changes (as brokers do); 'bar': "
+            "constant weight, rebalanced at every open and close at the same cost.",
+        ),
+    ] = "change",
     data: Annotated[
         str | None, typer.Option("--data", help="CSV/Parquet file or folder of them.")
     ] = None,
@@ -116,7 +126,7 @@ def backtest(
     unconfined: UnconfinedOpt = False,
 ) -> None:
     """Backtest STRATEGY on TICKER and print its metrics."""
-    from alphaloop.backtest.engine import unit_cost
+    from alphaloop.backtest.engine import check_costs
     from alphaloop.backtest.strategy import load_strategy
     from alphaloop.data import load, slice_dates
     from alphaloop.execution import TaskFailed, run_once
@@ -130,7 +140,8 @@ def backtest(
     # the clean worker imports while this process checks the input (both take a second)
     host = Host(memory_limit=memory_limit).start()
     try:
-        unit_cost(commission, slippage_bps)  # the engine's own check: one line naming the cost
+        # the engine's own check: one line naming the cost
+        check_costs(commission, slippage_bps, borrow_bps, rebalance)
         strat = load_strategy(strategy)  # read, not run: it runs only in the confined process
         params = strat.resolve_params(_parse_overrides(param or []))
         bars = slice_dates(load(ticker, timeframe, data, adjust=not no_adjust), start, end)
@@ -152,6 +163,8 @@ def backtest(
         end=last,
         commission=commission,
         slippage_bps=slippage_bps,
+        borrow_bps=borrow_bps,
+        rebalance=rebalance,
         check_lookahead=lookahead_check,
     )
     fn = run_task_full if full else run_task
@@ -175,6 +188,10 @@ def backtest(
             start=first,
             end=last,
             bars=len(bars),
+            commission=commission,
+            slippage_bps=slippage_bps,
+            borrow_bps=borrow_bps,
+            rebalance=rebalance,
         )
         if full:
             payload.update(trades=result["trades"], equity=result["equity"])
@@ -189,4 +206,7 @@ def backtest(
     console = Console()
     console.print(table)
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
-    console.print(f"parameters: {shown}   bars: {len(bars)}   commission: {commission}")
+    costs = f"commission: {commission}   slippage_bps: {slippage_bps}"
+    if borrow_bps:
+        costs += f"   borrow_bps: {borrow_bps}"
+    console.print(f"parameters: {shown}   bars: {len(bars)}   {costs}   rebalance: {rebalance}")

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +54,11 @@ class BacktestTask(BaseModel):
     end: str | None = Field(default=None, description="Last date (inclusive), ISO string.")
     commission: float = Field(default=0.001, ge=0.0)
     slippage_bps: float = Field(default=0.0, ge=0.0)
+    borrow_bps: float = Field(default=0.0, ge=0.0, description="Annual fee on short notional.")
+    rebalance: Literal["change", "bar"] = Field(
+        default="change",
+        description="Units held until the target changes, or a constant weight every bar.",
+    )
     strategy_name: str = Field(default="strategy", description="Name used in errors/sandbox.")
     eval_start: str | None = Field(
         default=None,

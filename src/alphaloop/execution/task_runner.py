@@ -216,6 +216,8 @@ def _evaluate(task: BacktestTask, bars: Any, positions: Any) -> Any:
         positions,
         commission=task.commission,
         slippage_bps=task.slippage_bps,
+        borrow_bps=task.borrow_bps,
+        rebalance=task.rebalance,
         timeframe=task.timeframe,
         eval_start=task.eval_start,
     )

@@ -190,6 +190,8 @@ class ExperimentRecord(BaseModel):
         "only warm indicators up")
     commission: float = Field(default=0.001, ge=0.0)
     slippage_bps: float = Field(default=0.0, ge=0.0)
+    borrow_bps: float = Field(default=0.0, ge=0.0)
+    rebalance: Literal["change", "bar"] = "change"
 
     @model_validator(mode="before")
     @classmethod
