@@ -16,6 +16,14 @@ The offline `OptunaDeveloper` is deterministic for a given seed and history:
 Refinements are real code: the base strategy's source with a wrapper appended that post-processes
 its positions using data up to each bar only, so the result passes the same sandbox and
 look-ahead checks as any other strategy.
+
+The search fits the data's bar size: parameters declared ``"unit": "days"`` (the library's
+lookbacks, the refinements' windows) are declared for daily bars, and every strategy the
+developer proposes has them scaled to bars of the workflow's data (``DevelopmentInput.
+bars_per_year`` / 252 bars a day) and capped at a third of its in-sample bars
+(`alphaloop.backtest.strategy.scale_lookbacks`); on daily data nothing changes but that cap.
+The scaled space is written into the proposed code's ``PARAMETERS`` and noted in its last
+line and in each proposal's description.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -36,6 +45,7 @@ from alphaloop.backtest.strategy import (
     Strategy,
     declared_parameters,
     from_source,
+    scale_lookbacks,
     with_parameters,
 )
 
@@ -80,6 +90,18 @@ class DevelopmentInput(_Frozen):
     long_only: bool = False
     low_drawdown: bool = False
     seed: int = 0
+    bars_per_year: float = Field(
+        default=252.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Bars per year of the in-sample data (`alphaloop.data.bars_per_year`): "
+        "lookbacks declared in days are scaled by bars_per_year / 252 bars a day.",
+    )
+    in_sample_bars: int | None = Field(
+        default=None,
+        ge=1,
+        description="Bars the search tunes on: no lookback is proposed above a third of them.",
+    )
 
 
 class VariantProposal(_Frozen):
@@ -113,7 +135,7 @@ _WRAPPER = """
 
 # --- alphaloop refinement: {name}{fixed_note} ---
 import pandas as _pd_{tag}
-
+{imports}
 _base_generate_positions_{tag} = generate_positions
 
 
@@ -126,7 +148,7 @@ def generate_positions(data, {signature}**params):
 
 REFINEMENTS: dict[str, dict[str, str]] = {
     "trend_filter": {
-        "params": '"trend_window": {"default": 200, "low": 50, "high": 250}',
+        "params": '"trend_window": {"default": 200, "low": 50, "high": 250, "unit": "days"}',
         "signature": "trend_window=200, ",
         "body": (
             "    trend = close.rolling(trend_window, min_periods=trend_window).mean()\n"
@@ -135,12 +157,12 @@ REFINEMENTS: dict[str, dict[str, str]] = {
         ),
     },
     "volatility_filter": {
-        "params": '"vol_window": {"default": 20, "low": 10, "high": 60}, '
+        "params": '"filter_window": {"default": 20, "low": 10, "high": 60, "unit": "days"}, '
         '"vol_quantile": {"default": 0.8, "low": 0.5, "high": 0.95}',
-        "signature": "vol_window=20, vol_quantile=0.8, ",
+        "signature": "filter_window=20, vol_quantile=0.8, ",
         "body": (
-            "    vol = close.pct_change().rolling(vol_window).std()\n"
-            "    limit = vol.expanding(min_periods=vol_window * 5).quantile(vol_quantile)\n"
+            "    vol = close.pct_change().rolling(filter_window).std()\n"
+            "    limit = vol.expanding(min_periods=filter_window * 5).quantile(vol_quantile)\n"
             "    pos = pos.where(~(vol > limit), 0.0)"
         ),
     },
@@ -152,24 +174,55 @@ REFINEMENTS: dict[str, dict[str, str]] = {
     "vol_target": {
         "params": '"target_vol": {"default": 0.15, "low": 0.05, "high": 0.4}',
         "signature": "target_vol=0.15, ",
+        # annualised with the data's own bars per year; the realised volatility is measured
+        # over 20 days of bars ({vol_bars}: 20 on daily bars, about 124 on FX 4-hour bars)
+        "imports": "from alphaloop.backtest import indicators as _ind_{tag}\n",
         "body": (
-            "    realised = close.pct_change().rolling(20).std() * 252 ** 0.5\n"
+            "    annualise = _ind_{tag}.bars_per_year(data.index) ** 0.5\n"
+            "    realised = close.pct_change().rolling({vol_bars}).std() * annualise\n"
             "    pos = pos * (target_vol / realised).clip(upper=1.0)"
         ),
     },
 }
+"""Each refinement's ``params`` (added to the base's PARAMETERS; no name a base declares),
+``signature`` (those parameters as the wrapper takes them), optional ``imports`` and the
+``body`` that post-processes ``pos``; ``{tag}`` and ``{vol_bars}`` are filled in by `refine`."""
+
+VOL_TARGET_DAYS = 20
+"""Days of one-bar returns the vol_target refinement measures realised volatility over."""
 
 
-FIXES: dict[str, dict[str, Any]] = {"long_only": {"allow_short": False, "long_only": True}}
+FIXES: dict[str, dict[str, Any]] = {
+    "long_only": {"allow_short": False, "long_only": True},
+    "vol_target": {"vol_target": 0.0, "vol_window": 20},
+}
 """Base parameters a refinement decides: they leave the search space and are fixed in the
-call, so no variant says ``allow_short=True`` while the refinement forbids shorts."""
+call, so no variant says ``allow_short=True`` while the refinement forbids shorts, or has the
+base (momentum) target a volatility the refinement then targets again (its ``vol_window``
+then does nothing: fixed too, not searched). Only names the base declares are fixed."""
 
 
-def refine(base: Strategy, refinement: str) -> Strategy:
+def clashes(base: Strategy, refinement: str) -> list[str]:
+    """Parameters `refinement` would add that `base` already declares (and does not give up to
+    the refinement): such a name would mean two things, so `refine` refuses the pair."""
+    added = ast.literal_eval("{" + REFINEMENTS[refinement]["params"] + "}")
+    fixed = FIXES.get(refinement, {})
+    return sorted(k for k in added if k in base.parameters and k not in fixed)
+
+
+def refine(base: Strategy, refinement: str, bars_per_day: float = 1.0) -> Strategy:
     """`base` with `refinement` written into its source, loaded through the sandbox. Base
     parameters the refinement decides (`FIXES`) are dropped from PARAMETERS and fixed in the
-    call; the refinement's header comment records which."""
+    call; the refinement's header comment records which. ``bars_per_day`` sets the bars of
+    the windows the refinement's code fixes (vol_target's `VOL_TARGET_DAYS`); its parameters
+    declared in days are scaled by `scale_lookbacks` like any others. `ValueError` if the
+    refinement would add a parameter the base declares (`clashes`)."""
     spec = REFINEMENTS[refinement]
+    clash = clashes(base, refinement)
+    if clash:
+        raise ValueError(
+            f"refinement {refinement!r} adds parameters {base.name!r} declares: {clash}"
+        )
     tag = hashlib.sha256(f"{base.name}{refinement}".encode()).hexdigest()[:6]
     name = f"{base.name}+{refinement}"
     # PARAMETERS stays one literal (strategy code is read, never run, outside a confined
@@ -181,14 +234,44 @@ def refine(base: Strategy, refinement: str) -> Strategy:
     raw.update(ast.literal_eval("{" + spec["params"] + "}"))
     source = with_parameters(base.source, name, raw)
     note = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
+    fill = {"tag": tag, "vol_bars": max(2, math.floor(VOL_TARGET_DAYS * bars_per_day + 0.5))}
     source += _WRAPPER.format(
         name=refinement,
         tag=tag,
         fixed_note=f" (fixes {note})" if fixed else "",
         pre=f"    params.update({fixed!r})\n" if fixed else "",
-        **spec,
+        signature=spec["signature"],
+        imports=spec.get("imports", "").format(**fill),
+        body=spec["body"].format(**fill),
     )
     return from_source(source, name)
+
+
+def fit_to_bars(strategy: Strategy, bars_per_year: float, in_sample_bars: int | None) -> Strategy:
+    """`strategy` with its parameters declared in days scaled to bars of data with
+    ``bars_per_year`` bars a year (bars_per_year / 252 bars a day) and capped at a third of
+    ``in_sample_bars`` (`scale_lookbacks`); the same object when that changes nothing (daily
+    data long enough for every declared range). The scaled space is written into the code's
+    PARAMETERS literal, and its last line says by what factor and cap."""
+    bars_per_day = bars_per_year / 252.0
+    cap = None if in_sample_bars is None else max(1, in_sample_bars // 3)
+    specs = scale_lookbacks(strategy.parameters, bars_per_day, cap)
+    changed = [n for n, spec in specs.items() if spec is not strategy.parameters[n]]
+    if not changed:
+        return strategy
+    raw = dict(declared_parameters(strategy))
+    for n in changed:
+        raw[n] = specs[n].to_dict()
+    source = with_parameters(strategy.source, strategy.name, raw)
+    source += f"\n# --- alphaloop: {_scaling_note(bars_per_year, cap)} ---\n"
+    return from_source(source, strategy.name)
+
+
+def _scaling_note(bars_per_year: float, cap: int | None) -> str:
+    """What `fit_to_bars` did, in words, e.g. ``lookbacks in days x6.19 (1560 bars a year),
+    at most 1040 bars``."""
+    note = f"lookbacks in days x{bars_per_year / 252.0:.3g} ({bars_per_year:.0f} bars a year)"
+    return note + (f", at most {cap} bars" if cap is not None else "")
 
 
 def _distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
@@ -214,13 +297,35 @@ class OptunaDeveloper:
 
     def __init__(self, strategies: Mapping[str, Strategy]) -> None:
         self._strategies = dict(strategies)
+        self._refined: dict[tuple[str, float], Strategy] = {}
+        self._fitted: dict[tuple[str, float, int | None], Strategy] = {}
 
-    def strategy(self, name: str) -> Strategy:
-        """The named strategy: a library/user one, or ``base+refinement`` built on demand."""
-        if name not in self._strategies:
+    def strategy(
+        self, name: str, bars_per_year: float = 252.0, in_sample_bars: int | None = None
+    ) -> Strategy:
+        """The named strategy: a library/user one, or ``base+refinement`` built on demand,
+        fitted to data with ``bars_per_year`` bars a year and ``in_sample_bars`` to tune on
+        (`fit_to_bars`; with the defaults, as declared)."""
+        key = (name, bars_per_year, in_sample_bars)
+        if key not in self._fitted:
+            self._fitted[key] = fit_to_bars(
+                self._unfitted(name, bars_per_year), bars_per_year, in_sample_bars
+            )
+        return self._fitted[key]
+
+    def _unfitted(self, name: str, bars_per_year: float) -> Strategy:
+        if name in self._strategies:
+            return self._strategies[name]
+        if (name, bars_per_year) not in self._refined:
             base, _, refinement = name.rpartition("+")
-            self._strategies[name] = refine(self.strategy(base), refinement)
-        return self._strategies[name]
+            self._refined[name, bars_per_year] = refine(
+                self._unfitted(base, bars_per_year), refinement, bars_per_year / 252.0
+            )
+        return self._refined[name, bars_per_year]
+
+    def _for(self, name: str, inp: DevelopmentInput) -> Strategy:
+        """`name` fitted to the data `inp` describes."""
+        return self.strategy(name, inp.bars_per_year, inp.in_sample_bars)
 
     def available(self) -> list[str]:
         """Names of the base strategies (library and user) this developer can build on."""
@@ -239,9 +344,9 @@ class OptunaDeveloper:
         if inp.action in ("INITIAL", "REFINE_RESEARCH", "REFINE_ALGORITHM"):
             tried = {(r.strategy_name, repr(sorted(r.parameters.items()))) for r in inp.history}
             for name in names:
-                defaults = self.strategy(name).defaults()
+                defaults = self._for(name, inp).defaults()
                 if (name, repr(sorted(defaults.items()))) not in tried:
-                    out.append(self._proposal(name, defaults, "declared defaults"))
+                    out.append(self._proposal(name, defaults, "declared defaults", inp))
         k = 0
         while len(out) < inp.n_variants and names:
             name = names[k % len(names)]
@@ -266,7 +371,13 @@ class OptunaDeveloper:
         order = ["vol_target", "trend_filter", "volatility_filter"]
         if inp.low_drawdown:
             order = ["vol_target", "volatility_filter", "trend_filter"]
-        refined = [f"{best}+{r}" for r in order if f"{best}+{r}" not in tried and r not in best]
+        refined = [
+            f"{best}+{r}"
+            for r in order
+            if f"{best}+{r}" not in tried
+            and r not in best
+            and not clashes(self._unfitted(best, inp.bars_per_year), r)
+        ]
         fresh = [f for f in families if f not in tried]
         return (refined[:1] + fresh[:1] + refined[1:2]) or [best]
 
@@ -278,19 +389,28 @@ class OptunaDeveloper:
                 best[r.strategy_name] = max(best.get(r.strategy_name, -1e9), r.gate_score)
         return sorted(best, key=lambda n: (-best[n], n))
 
-    def _proposal(self, name: str, params: dict[str, Any], why: str) -> VariantProposal:
-        strat = self.strategy(name)
+    def _proposal(
+        self, name: str, params: dict[str, Any], why: str, inp: DevelopmentInput | None = None
+    ) -> VariantProposal:
+        strat = self.strategy(name) if inp is None else self._for(name, inp)
         return VariantProposal(
             strategy_name=name,
             strategy_code=strat.source,
             parameters=params,
-            description=f"{strat.summary} ({why})",
+            description=f"{strat.summary} ({why}{self._fit_note(name, inp)})",
         )
+
+    def _fit_note(self, name: str, inp: DevelopmentInput | None) -> str:
+        """``"; lookbacks in days x6.19 (...)"`` when `name`'s space was fitted to the data."""
+        if inp is None or self._for(name, inp) is self._unfitted(name, inp.bars_per_year):
+            return ""
+        cap = None if inp.in_sample_bars is None else max(1, inp.in_sample_bars // 3)
+        return "; " + _scaling_note(inp.bars_per_year, cap)
 
     def _ask(
         self, name: str, inp: DevelopmentInput, already: list[VariantProposal]
     ) -> VariantProposal:
-        strat = self.strategy(name)
+        strat = self._for(name, inp)
         dists = {k: _distribution(v) for k, v in strat.parameters.items()}
         optuna.logging.set_verbosity(logging.WARNING)
         sampler = optuna.samplers.TPESampler(
@@ -304,9 +424,13 @@ class OptunaDeveloper:
         ]
         for params, score in told:
             if set(params) == set(dists):
-                study.add_trial(
-                    optuna.trial.create_trial(params=params, distributions=dists, value=score)
-                )
+                try:
+                    done = optuna.trial.create_trial(
+                        params=params, distributions=dists, value=score
+                    )
+                except ValueError:  # outside this space (a workflow begun before a change)
+                    continue
+                study.add_trial(done)
         seen = {repr(sorted(p.items())) for p, _ in told}
         seen |= {repr(sorted(p.parameters.items())) for p in already}
         for _ in range(50):  # skip points already tried or already proposed in this batch
@@ -319,7 +443,8 @@ class OptunaDeveloper:
             strategy_name=name,
             strategy_code=strat.source,
             parameters=dict(trial.params),
-            description=f"{strat.summary} (TPE proposal, told {len(told)} results)",
+            description=f"{strat.summary} (TPE proposal, told {len(told)} results"
+            f"{self._fit_note(name, inp)})",
             parameter_changes=_changes(best_params, trial.params),
         )
 
@@ -329,7 +454,7 @@ class OptunaDeveloper:
             if r.lookahead:
                 continue  # retired: a look-ahead strategy can never pass
             defaults = (
-                self.strategy(r.strategy_name).defaults()
+                self._for(r.strategy_name, inp).defaults()
                 if (r.strategy_name in self._strategies or "+" in r.strategy_name)
                 else r.parameters
             )

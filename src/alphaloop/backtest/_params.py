@@ -8,6 +8,11 @@ search values are parsed against it.
   ``"step"``; the range is float if any of default/low/high is a float);
 - ``{"default": True, "choices": [True, False]}`` — `Choice` of str/int/float/bool values.
 
+An integer range may add ``"unit": "days"``: the parameter is a lookback (a number of bars)
+whose range is declared for daily bars. `scale_lookbacks` turns such ranges into bars of
+another size (a 20-day lookback is 20 x bars-per-day bars) and clips them to what the data can
+support; the search does that for the workflow's data. Unmarked ranges are never scaled.
+
 `parse_parameters` turns the dict into specs (`StrategyError` naming the parameter at fault);
 each spec's ``parse`` turns a CLI string or a number into an in-range value (`ValueError`).
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -32,11 +37,14 @@ __all__ = [
     "did_you_mean",
     "parse_assignments",
     "parse_parameters",
+    "scale_lookbacks",
 ]
 
 _TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
 Scalar = str | int | float | bool
+Unit = Literal["days"]
+"""The one unit a range may declare: a lookback in daily bars (see `scale_lookbacks`)."""
 
 
 class _Spec(BaseModel):
@@ -71,6 +79,7 @@ class IntRange(_Spec):
     low: int
     high: int
     step: int | None = None
+    unit: Unit | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> IntRange:
@@ -86,9 +95,11 @@ class IntRange(_Spec):
         return self
 
     def describe(self) -> str:
-        """Short human text, e.g. ``int 2..100 (default 10)``."""
+        """Short human text, e.g. ``int 2..100 (default 10)``, ``int 5..504 days (default
+        126)`` for a lookback declared in days."""
         step = f" step {self.step}" if self.step else ""
-        return f"int {self.low}..{self.high}{step} (default {self.default})"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"int {self.low}..{self.high}{step}{unit} (default {self.default})"
 
     def parse(self, value: object) -> int:
         """Parse a CLI string or a number to an in-range int; `ValueError` if impossible."""
@@ -237,7 +248,10 @@ def _one_line(exc: ValidationError) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
-        return f"unknown key {loc!r} (allowed: default, low, high, step, log, or default, choices)"
+        return (
+            f"unknown key {loc!r} (allowed: default, low, high, step, log, unit, "
+            "or default, choices)"
+        )
     if err["type"] == "missing":
         return f"missing key {loc!r}"
     return f"{loc}: {msg}" if loc else msg
@@ -265,6 +279,11 @@ def _parse_spec(raw: object) -> IntRange | FloatRange | Choice:
         )
     if all(isinstance(v, int) for v in values) and not isinstance(raw.get("step", 1), float):
         return IntRange.model_validate(raw)
+    if "unit" in raw:
+        raise ValueError(
+            f"unit {raw['unit']!r} needs an integer range (a lookback is a number of bars), "
+            f"got default, low, high = {values}"
+        )
     return FloatRange.model_validate(
         {**raw, **{k: float(raw[k]) for k in ("default", "low", "high")}}
     )
@@ -292,6 +311,89 @@ def parse_parameters(raw: object, strategy: str) -> dict[str, IntRange | FloatRa
         except ValueError as exc:
             raise StrategyError(f"strategy {strategy!r} parameter {name!r}: {exc}") from None
     return specs
+
+
+def _bars(days: float, bars_per_day: float) -> int:
+    return math.floor(days * bars_per_day + 0.5)
+
+
+def _scale_int(spec: IntRange, f: float, cap: float) -> dict[str, int]:
+    floor = min(spec.low, 2)
+    top = max(floor, cap)
+    low = min(max(floor, _bars(spec.low, f)), top)
+    high = min(max(low, _bars(spec.high, f)), top)
+    default = min(max(low, _bars(spec.default, f)), high)
+    out = {"low": low, "high": high, "default": default}
+    if spec.step is not None and f != 1.0:
+        step = max(1, _bars(spec.step, f))
+        out["step"] = step
+        out["default"] = min(low + round((default - low) / step) * step, high)
+        while out["default"] > high:  # pragma: no cover - min() above keeps it in range
+            out["default"] -= step
+    return out
+
+
+def _keep_order(specs: Mapping[str, IntRange], scaled: dict[str, dict[str, int]], key: str) -> None:
+    """Where scaling made values of ``key`` (``low`` or ``default``) equal although the
+    declaration ordered them (at the 2-bar floor, or at the cap), part them by a bar: each
+    moves above every value declared below it while its range allows; failing that, a
+    default moves below every value declared above it."""
+    groups: dict[int, list[str]] = {}
+    for name, spec in specs.items():
+        groups.setdefault(getattr(spec, key), []).append(name)
+    ordered = [groups[v] for v in sorted(groups)]
+    movable = {n for n, s in specs.items() if scaled[n].get("step", 1) == 1}
+    below = -math.inf
+    for group in ordered:  # up, smallest first: a chain at the floor spreads upwards
+        for n in group:
+            if n in movable and scaled[n][key] <= below < scaled[n]["high"]:
+                scaled[n][key] = int(below) + 1
+                scaled[n]["default"] = max(scaled[n]["default"], scaled[n]["low"])
+        below = max(below, *(scaled[n][key] for n in group))
+    if key != "default":
+        return
+    above = math.inf
+    for group in reversed(ordered):  # down, largest first: a chain at the cap spreads down
+        for n in group:
+            if n in movable and scaled[n][key] >= above > scaled[n]["low"]:
+                scaled[n][key] = int(above) - 1
+        above = min(above, *(scaled[n][key] for n in group))
+
+
+def scale_lookbacks(
+    specs: Mapping[str, IntRange | FloatRange | Choice],
+    bars_per_day: float,
+    max_bars: int | None = None,
+) -> dict[str, IntRange | FloatRange | Choice]:
+    """``specs`` with every range marked ``"unit": "days"`` turned into bars of a size with
+    ``bars_per_day`` bars a day (daily 1, weekly 52/252, FX 4-hour bars about 6.2): each
+    bound and the default multiplied by it, rounded half up. Other specs are kept as they are.
+
+    - No bound goes below 2 bars (or the declared low, if that is lower); a ``step`` is
+      scaled too (at least 1).
+    - ``max_bars`` (a third of the bars the search tunes on) caps every bound: a lookback the
+      data cannot support is not proposed.
+    - The declared order of the lows and of the defaults stays strict (fast < slow): where the
+      floor or the cap made two equal, they are parted by a bar where their ranges allow.
+
+    A scaled range is a range of bars of that size: it loses the marker, so it is never
+    scaled twice. With ``bars_per_day == 1`` and no cap below a declared bound, ``specs`` are
+    returned as they are.
+    """
+    if not (math.isfinite(bars_per_day) and bars_per_day > 0):
+        raise ValueError(f"bars_per_day must be a finite number > 0, got {bars_per_day!r}")
+    cap = math.inf if max_bars is None else max_bars
+    marked = {n: s for n, s in specs.items() if isinstance(s, IntRange) and s.unit == "days"}
+    scaled = {n: _scale_int(s, bars_per_day, cap) for n, s in marked.items()}
+    for key in ("low", "default"):
+        _keep_order(marked, scaled, key)
+    out = dict(specs)
+    for name, values in scaled.items():
+        spec = marked[name]
+        if bars_per_day != 1.0 or any(getattr(spec, k) != v for k, v in values.items()):
+            # now a range of bars of this size: unmarked, so it is never scaled twice
+            out[name] = IntRange.model_validate(spec.model_dump(exclude={"kind", "unit"}) | values)
+    return out
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:

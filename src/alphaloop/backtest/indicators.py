@@ -57,6 +57,7 @@ __all__ = [
     "MEMO_ENTRIES",
     "MemoInfo",
     "atr",
+    "bars_per_year",
     "bbands",
     "clear_memo",
     "crossover_side",
@@ -375,6 +376,53 @@ def returns(x: ArrayLike, period: int = 1) -> np.ndarray:
         return out
 
     return _cached("returns", (n,), (a,), compute)
+
+
+# -- time -----------------------------------------------------------------------------------
+_HOUR_NS = 3_600_000_000_000
+_DAY_NS = 24 * _HOUR_NS
+_WEEK_NS = 7 * _DAY_NS
+
+
+def bars_per_year(index: ArrayLike) -> np.ndarray:
+    """Bars per year of the data at each bar, from its timestamps up to that bar: the factor
+    that annualises (``vol * np.sqrt(ind.bars_per_year(data.index))``) on any bar size.
+
+    ``index`` is ``data.index`` (or datetime64 values). Daily bars give 252, weekly 52,
+    monthly 12, as `alphaloop.data.bars_per_year` does; the bar size is the class of the
+    median gap between bars so far (under 5.5 days daily, under 20 days weekly). Bars at
+    least a quarter of whose gaps so far are under 20 hours are intraday: their rate is the
+    bars counted in the whole weeks since the first bar, per year (365.25 days), so a 24-hour
+    market and an exchange session each get their own (FX 4-hour bars about 1,560, NYSE
+    hourly about 1,800). NaN at the first bar and, for intraday bars, until a week has
+    passed. Causal: bar ``t`` uses timestamps up to ``t`` only, so the data cut at ``t``
+    gives the same values (the look-ahead check's test). Not memoised (it is cheap).
+    """
+    a = np.asarray(index)
+    if a.dtype.kind != "M":
+        raise ValueError(f"bars_per_year needs timestamps (data.index), got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"bars_per_year needs a 1-D index, got shape {a.shape}")
+    ns = a.astype("datetime64[ns]").view(np.int64)
+    n = ns.shape[0]
+    out = np.full(n, np.nan)
+    if n >= 2:
+        gaps = np.diff(ns)
+        seen = np.arange(1, n)  # gaps known at bars 1..n-1
+        intraday = 4 * np.cumsum(gaps < 20 * _HOUR_NS) >= seen
+        median = (seen + 1) // 2  # rank of the (lower) median gap
+        coarse = np.where(
+            np.cumsum(gaps < 5.5 * _DAY_NS) >= median,
+            252.0,
+            np.where(np.cumsum(gaps < 20 * _DAY_NS) >= median, 52.0, 12.0),
+        )
+        weeks = (ns[1:] - ns[0]) // _WEEK_NS
+        counted = np.searchsorted(ns, ns[0] + weeks * _WEEK_NS, side="left")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(weeks > 0, counted * (365.25 / 7.0) / weeks, np.nan)
+        out[1:] = np.where(intraday, rate, coarse)
+    out.flags.writeable = False
+    return out
 
 
 # -- signal helpers (not memoised: their inputs are usually fresh arrays) --------------------

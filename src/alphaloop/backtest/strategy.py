@@ -41,6 +41,7 @@ from alphaloop.backtest._params import (
     did_you_mean,
     parse_assignments,
     parse_parameters,
+    scale_lookbacks,
 )
 from alphaloop.backtest._positions import executing_in_process, run_positions
 from alphaloop.backtest._source import (
@@ -67,6 +68,7 @@ __all__ = [
     "lookahead_check",
     "parse_assignments",
     "parse_parameters",
+    "scale_lookbacks",
     "with_parameters",
 ]
 

@@ -49,6 +49,12 @@ def _space_table(strategy: Strategy) -> Table:
                 space += f" step {spec.step:g}"
             if spec.kind == "float" and spec.log:
                 space += " (log)"
+            if spec.kind == "int" and spec.unit:
+                space += f" {spec.unit}"
+                table.caption = (
+                    "days: a lookback in bars declared for daily bars; `run` scales its range "
+                    "to the data's bar size (docs/strategies.md)"
+                )
         table.add_row(name, spec.kind, str(spec.default), space)
     return table
 

@@ -346,6 +346,10 @@ class Orchestrator:
             long_only=directive.get("long_only", False),
             low_drawdown=directive.get("low_drawdown", False),
             seed=s.seed or 0,
+            # lookbacks declared in days are proposed in bars of this data, at most a third
+            # of the in-sample bars (`agents.development.fit_to_bars`)
+            bars_per_year=bars_per_year(s.timeframe, self.in_sample.index),
+            in_sample_bars=len(self.in_sample),
         )
         proposals: list[VariantProposal] = []
         if action == "FIX_BUG":

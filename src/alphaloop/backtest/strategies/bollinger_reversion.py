@@ -13,7 +13,7 @@ import pandas as pd
 from alphaloop.backtest import indicators as ind
 
 PARAMETERS = {
-    "period": {"default": 20, "low": 5, "high": 200},
+    "period": {"default": 20, "low": 5, "high": 200, "unit": "days"},
     "k": {"default": 2.0, "low": 0.5, "high": 4.0},
     "allow_short": {"default": False, "choices": [True, False]},
 }

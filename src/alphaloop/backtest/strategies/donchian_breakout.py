@@ -14,8 +14,8 @@ import pandas as pd
 from alphaloop.backtest import indicators as ind
 
 PARAMETERS = {
-    "period": {"default": 20, "low": 5, "high": 250},
-    "exit_period": {"default": 10, "low": 2, "high": 250},
+    "period": {"default": 20, "low": 5, "high": 250, "unit": "days"},
+    "exit_period": {"default": 10, "low": 2, "high": 250, "unit": "days"},
     "allow_short": {"default": False, "choices": [True, False]},
 }
 

@@ -14,9 +14,9 @@ import pandas as pd
 from alphaloop.backtest import indicators as ind
 
 PARAMETERS = {
-    "fast": {"default": 12, "low": 2, "high": 50},
-    "slow": {"default": 26, "low": 5, "high": 150},
-    "signal": {"default": 9, "low": 2, "high": 50},
+    "fast": {"default": 12, "low": 2, "high": 50, "unit": "days"},
+    "slow": {"default": 26, "low": 5, "high": 150, "unit": "days"},
+    "signal": {"default": 9, "low": 2, "high": 50, "unit": "days"},
     "allow_short": {"default": True, "choices": [True, False]},
 }
 

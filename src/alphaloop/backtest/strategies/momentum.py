@@ -5,9 +5,11 @@ Rule, decided at each bar's close:
   when negative (flat instead of short when long_only), flat when exactly 0.
 - vol_target > 0 scales the position to aim at that annualised volatility: size =
   min(1, vol_target / realised), where realised = standard deviation of the last `vol_window`
-  one-bar returns times sqrt(252) (so vol_target assumes daily bars). vol_target = 0 trades
-  full size.
-- Flat during the warm-up (the first `lookback` bars, or `vol_window` bars when targeting).
+  one-bar returns times sqrt(bars per year) — the data's own, from its timestamps up to the
+  bar (`ind.bars_per_year`: 252 for daily bars, about 1,560 for FX 4-hour bars).
+  vol_target = 0 trades full size.
+- Flat during the warm-up (the first `lookback` bars, or `vol_window` bars when targeting;
+  on intraday bars also the first week, before the bars per year are known).
 """
 
 import numpy as np
@@ -16,10 +18,10 @@ import pandas as pd
 from alphaloop.backtest import indicators as ind
 
 PARAMETERS = {
-    "lookback": {"default": 126, "low": 5, "high": 504},
+    "lookback": {"default": 126, "low": 5, "high": 504, "unit": "days"},
     "long_only": {"default": False, "choices": [True, False]},
     "vol_target": {"default": 0.0, "low": 0.0, "high": 0.6},
-    "vol_window": {"default": 20, "low": 5, "high": 126},
+    "vol_window": {"default": 20, "low": 5, "high": 126, "unit": "days"},
 }
 
 
@@ -29,7 +31,8 @@ def generate_positions(data, lookback=126, long_only=False, vol_target=0.0, vol_
     if long_only:
         pos = np.maximum(pos, 0.0)
     if vol_target > 0:
-        realised = ind.rolling_std(ind.returns(close, 1), vol_window) * np.sqrt(252.0)
+        annualise = np.sqrt(ind.bars_per_year(data.index))
+        realised = ind.rolling_std(ind.returns(close, 1), vol_window) * annualise
         with np.errstate(divide="ignore", invalid="ignore"):
             size = np.minimum(1.0, vol_target / realised)
         pos = pos * np.nan_to_num(size, nan=0.0, posinf=1.0)

@@ -13,7 +13,7 @@ import pandas as pd
 from alphaloop.backtest import indicators as ind
 
 PARAMETERS = {
-    "period": {"default": 14, "low": 2, "high": 50},
+    "period": {"default": 14, "low": 2, "high": 50, "unit": "days"},
     "lower": {"default": 30.0, "low": 5.0, "high": 45.0},
     "exit_level": {"default": 50.0, "low": 30.0, "high": 70.0},
     "upper": {"default": 70.0, "low": 55.0, "high": 95.0},

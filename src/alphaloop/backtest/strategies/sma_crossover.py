@@ -18,8 +18,8 @@ import pandas as pd
 from alphaloop.backtest import indicators as ind
 
 PARAMETERS = {
-    "fast": {"default": 10, "low": 2, "high": 100},
-    "slow": {"default": 50, "low": 3, "high": 300},
+    "fast": {"default": 10, "low": 2, "high": 100, "unit": "days"},
+    "slow": {"default": 50, "low": 3, "high": 300, "unit": "days"},
     "allow_short": {"default": True, "choices": [True, False]},
 }
 
