@@ -102,17 +102,20 @@ def previous_kernels(rev: str) -> object:
     return module
 
 
-def compare(df: pd.DataFrame, prev: object, rounds: int, calls: int) -> list[float]:
+def compare(df: pd.DataFrame, w: np.ndarray, prev: object, rounds: int,
+            calls: int) -> list[float]:
     """Per round, median time of the current kernel / the previous one (interleaved)."""
     from alphaloop.backtest import _kernels
 
-    w = positions(df)
     o = df["open"].to_numpy().copy()
     c = df["close"].to_numpy().copy()
+    prev_stats = prev.backtest_stats  # type: ignore[attr-defined]
+    prev_argc = prev_stats.py_func.__code__.co_argcount  # 4 before units held, then 6
+    args = (o, c, w, 0.001, 0.0, False)
     ratios = []
     for _ in range(rounds):
         new, _ = timeit(lambda: _kernels.backtest_stats(o, c, w, 0.001, 0.0, False), calls)
-        old, _ = timeit(lambda: prev.backtest_stats(o, c, w, 0.001), calls)  # type: ignore[attr-defined]
+        old, _ = timeit(lambda: prev_stats(*args[: prev_argc]), calls)
         ratios.append(new / old)
     return ratios
 
@@ -172,12 +175,21 @@ def main() -> None:
         print(f"| {name} | {med:.1f} ({p90:.1f}) | {big_med:.1f} ({big_p90:.1f}) "
               f"| {big_med / med:.1f}x | {(big_med - med) * 1e3 / extra:.1f} |")
     if args.previous:
+        from alphaloop.backtest import indicators as ind
+
         prev = previous_kernels(args.previous)
-        ratios = compare(df, prev, 7, max(args.repeat // 4, 100))
+        close = df["close"].to_numpy()
+        cases = {
+            "vol-targeted (a trade every bar)": positions(df),
+            "SMA 10/50 long/short, +-1": ind.crossover_side(ind.sma(close, 10),
+                                                           ind.sma(close, 50)),
+        }
         print()
-        print(f"# numba kernel, this tree / {args.previous} (same process, interleaved, 7 rounds "
-              f"on {len(df):,} bars): median {np.median(ratios):.2f}, "
-              f"range {min(ratios):.2f}-{max(ratios):.2f}; load {_load()}")
+        for label, w in cases.items():
+            ratios = compare(df, w, prev, 7, max(args.repeat // 4, 100))
+            print(f"# numba kernel, this tree / {args.previous}, {label} (same process, "
+                  f"interleaved, 7 rounds on {len(df):,} bars): median {np.median(ratios):.2f}, "
+                  f"range {min(ratios):.2f}-{max(ratios):.2f}; load {_load()}")
 
 
 def _load() -> str:
