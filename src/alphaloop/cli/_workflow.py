@@ -132,18 +132,26 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
                 continue
             table.add_row(key, _fmt(ins.get(key)), _fmt(out.get(key)) if out else "not run")
         console.print(table)
+    if not ok and result.get("best_failed_criteria"):
+        console.print("in-sample: failed: " + _safe("; ".join(result["best_failed_criteria"])),
+                      markup=False, highlight=False)
     look = result.get("holdout_significance")
     if look:
         console.print(f"holdout: {_safe(_look_line(look))}", markup=False, highlight=False)
-    if result.get("holdout_note") and (not look or look["verdict"] != "not significant"):
+    # the note is about the look that came closest: said unless it is the best's, said above
+    if result.get("holdout_note") and (not look or look["look"] != result.get("holdout_note_look")):
         console.print(f"holdout: {_safe(result['holdout_note'])}", markup=False,
                       highlight=False)
+    floor = _floor_line(result)
+    if floor and not ok:
+        console.print(floor, markup=False, highlight=False)
     dsr = result.get("in_sample_deflated_sharpe")
     console.print(
         f"in-sample deflated Sharpe: {'n/a' if dsr is None else f'{dsr:.3f}'} over "
         f"{result.get('in_sample_trials', 0)} trials   variants tried: "
         f"{result['variants_tried']}   holdout looks: {result['holdout_looks']} of "
         f"{result.get('max_holdout_looks', '?')} (alpha {result.get('alpha', '?')})"
+        f"   min trades: {result.get('min_trades', '?')}"
         f"   iterations: {result['total_iterations']}"
     )
     console.print("lessons:")
@@ -168,6 +176,25 @@ def _looks(tracker: Any, workflow_id: str, root: Any) -> dict[tuple[str, str], A
             for h in holdout_looks(tracker.records(sample="holdout"), alpha)}
 
 
+def _floor_line(result: dict[str, Any]) -> str | None:
+    """How many variants passed the gate but not the evidence floor, in words (None if
+    none did)."""
+    blocked = result.get("floor_blocked") or {}
+    n_in, n_out = blocked.get("in_sample", 0), blocked.get("holdout", 0)
+    if not n_in and not n_out:
+        return None
+    n = result.get("min_trades")
+    parts = []
+    if n_in:
+        parts.append(f"{n_in} variant{'s' if n_in != 1 else ''} passed the gate in-sample "
+                     "but not the floor, so never reached the holdout")
+    if n_out:
+        parts.append(f"{n_out} holdout look{'s' if n_out != 1 else ''} passed the gate "
+                     "but not the floor")
+    return (f"evidence floor (--min-trades {n}: at least {n} trades and a losing one, "
+            f"in-sample and on the holdout): " + "; ".join(parts))
+
+
 def _look_line(look: dict[str, Any]) -> str:
     """A holdout look in words, from its JSON form (`HoldoutLook.to_dict`)."""
     psr = "n/a" if look.get("psr") is None else f"{look['psr']:.3f}"
@@ -175,6 +202,10 @@ def _look_line(look: dict[str, Any]) -> str:
             "failed the gate": "failed the gate"}.get(look["verdict"], look["verdict"])
     if not look["threshold"]:
         head = f"{look['verdict']} (significance test off: --alpha 1)"
+    if look["verdict"] == "failed the evidence floor":
+        trades = look.get("trades")
+        head = (f"passed the gate, but failed the evidence floor ({trades} trades; needs "
+                f"{look.get('min_trades')} with a losing one, --min-trades)")
     sharpe = "n/a" if look.get("sharpe") is None else f"{look['sharpe']:.2f}"
     span = "" if look.get("years") is None else f" over {look['years']:.1f} years"
     return (f"{head}: look {look['look']}, Sharpe {sharpe}{span}, PSR {psr} "
@@ -328,17 +359,28 @@ def run(
             help="Holdout looks the workflow may take; once spent it ends FAILED.",
         ),
     ] = 10,
+    min_trades: Annotated[
+        int,
+        typer.Option(
+            "--min-trades",
+            help="Evidence floor, whatever --gate says: a candidate needs at least this many "
+            "trades in-sample and on the holdout, and a losing one among them (for a profit "
+            "factor). Windows too short for that many trades are refused.",
+        ),
+    ] = 10,
 ) -> None:
     """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
     from alphaloop.backtest.engine import unit_cost
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, run_workflow
-    from alphaloop.workflow.gate import QualityCriteria
+    from alphaloop.workflow.gate import QualityCriteria, check_min_trades
     from alphaloop.workflow.significance import ALPHA_OFF_WARNING, check_settings
 
-    # --gate replaces the default gate as a whole, so any default criterion can be dropped.
+    # --gate replaces the default gate as a whole, so any default criterion can be dropped;
+    # the evidence floor (--min-trades) stays.
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
     check_settings(alpha, max_holdout_looks)
+    check_min_trades(min_trades)
     unit_cost(commission, slippage_bps)  # before any worker starts
     if alpha >= 1.0:
         err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
@@ -367,6 +409,7 @@ def run(
         unconfined=unconfined,
         alpha=alpha,
         max_holdout_looks=max_holdout_looks,
+        min_trades=min_trades,
         commission=commission,
         slippage_bps=slippage_bps,
         adjust=not no_adjust,
@@ -384,8 +427,9 @@ def resume(
     task_timeout: TaskTimeoutOpt = None,
     unconfined: UnconfinedOpt = False,
 ) -> None:
-    """Finish an interrupted workflow and print the same result as `run`. Its gate, --alpha
-    and --max-holdout-looks are the ones it was started with: a spent holdout stays spent."""
+    """Finish an interrupted workflow and print the same result as `run`. Its gate, --alpha,
+    --max-holdout-looks and --min-trades are the ones it was started with: a spent holdout
+    stays spent."""
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, resume_workflow, workflow_alpha
     from alphaloop.workflow.significance import ALPHA_OFF_WARNING
@@ -506,7 +550,8 @@ def show(
                     if look is not None:
                         psr = "n/a" if look.psr is None else f"{look.psr:.3f}"
                         tag = "" if look.passed or not look.gate_passed else (
-                            "[yellow]not significant[/] ")
+                            "[yellow]below the evidence floor[/] " if not look.evidence_passed
+                            else "[yellow]not significant[/] ")
                         verdict += (f" {tag}(look {look.look}: PSR {psr}, needs "
                                     f"{look.threshold:.3f})")
                     score = "-" if r.gate_score is None else f"{r.gate_score:.3f}"

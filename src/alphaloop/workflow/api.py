@@ -37,7 +37,7 @@ from alphaloop.execution import (
 from alphaloop.execution._home import storage_error
 from alphaloop.execution._jail import require_kernel
 from alphaloop.execution.task_runner import run_task
-from alphaloop.workflow.gate import QualityCriteria
+from alphaloop.workflow.gate import DEFAULT_MIN_TRADES, QualityCriteria, check_min_trades
 from alphaloop.workflow.orchestrator import (
     Event,
     Orchestrator,
@@ -184,6 +184,9 @@ def _assemble(
         alpha=float(settings.get("alpha", DEFAULT_ALPHA)),
         max_holdout_looks=int(settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)),
         adjust=bool(settings.get("adjust", True)),
+        # a workflow started before the evidence floor existed has none (its records were
+        # judged without it)
+        min_trades=int(settings.get("min_trades", 0)),
         # without kernel confinement, alphaloop's own code (the library and the refinements
         # it writes) still runs; a user's code only with --unconfined
         unconfined_ok=unconfined or not user,
@@ -213,12 +216,16 @@ def run_workflow(
     alpha: float = DEFAULT_ALPHA,
     max_holdout_looks: int = DEFAULT_MAX_HOLDOUT_LOOKS,
     adjust: bool = True,
+    min_trades: int = DEFAULT_MIN_TRADES,
 ) -> WorkflowResult:
     """Run a new workflow to its end and return its result (see `Orchestrator.result`).
 
     ``alpha``: significance level of the holdout test over all looks (`workflow.significance`;
     1 switches it off, unsafe); ``max_holdout_looks``: looks the workflow may take before it
-    ends FAILED. Both are kept with the workflow: `resume_workflow` cannot change them.
+    ends FAILED. ``min_trades``: the evidence floor, trades a candidate needs in-sample and
+    on the holdout (with a losing one among them) whatever the gate; a split whose windows are
+    too short for that many trades of a daily-bar strategy is refused (`ConfigError`). All
+    three are kept with the workflow: `resume_workflow` cannot change them.
     ``adjust=False`` uses a user file's prices as given, ignoring its 'Adj Close' column
     (``--no-adjust``); kept with the workflow too.
 
@@ -239,6 +246,7 @@ def run_workflow(
     if not 1 <= n_variants <= 256:
         raise ConfigError(f"--variants must be between 1 and 256, got {n_variants}")
     check_settings(alpha, max_holdout_looks)
+    check_min_trades(min_trades)
     unit_cost(commission, slippage_bps)  # one line naming the cost that cannot be right
     root = resolve_home(None if home is None else str(home))
     settings = {
@@ -249,10 +257,12 @@ def run_workflow(
         "slippage_bps": slippage_bps,
         "alpha": alpha,
         "max_holdout_looks": max_holdout_looks,
+        "min_trades": min_trades,
         "adjust": adjust,
     }
     # fail on bad data, dates or user strategies before creating anything
-    split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction, adjust=adjust)
+    split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction, adjust=adjust,
+               min_trades=min_trades)
     strategies = load_strategies(strategies_dir)
     if not unconfined:
         require_kernel([s.name for s in strategies.values() if not s.is_library])
@@ -416,6 +426,10 @@ def _settings_problem(settings: Any) -> str | None:
     looks = settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)
     if isinstance(looks, bool) or not isinstance(looks, int) or looks < 1:
         return "damaged (max_holdout_looks is not a count >= 1)"
+    if "min_trades" in settings:  # absent: started before the evidence floor existed
+        trades = settings["min_trades"]
+        if isinstance(trades, bool) or not isinstance(trades, int) or trades < 1:
+            return "damaged (min_trades is not a count >= 1)"
     if not isinstance(settings.get("adjust", True), bool):
         return "damaged (adjust is not true or false)"
     return None

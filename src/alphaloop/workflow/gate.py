@@ -5,6 +5,11 @@ A gate is a set of inclusive bounds on backtest metrics, e.g. ``sharpe_ratio>=1.
 gives a ``score`` that ranks variants: every pass outranks every fail, a near miss outranks a far
 miss, and more margin ranks higher. An undefined metric (None) fails its criterion.
 
+The evidence floor (``min_trades``) is judged beside the gate and no gate can remove it: a
+variant needs at least ``min_trades`` trades and a profit factor computed with at least one
+losing trade (see :func:`evidence_floor`); :func:`check_evidence_window` refuses a split whose
+windows are too short to hold that many trades of a daily-bar strategy.
+
 The Deflated Sharpe Ratio (the gate-only metric ``deflated_sharpe``) lives in
 :mod:`alphaloop.workflow._dsr` and is re-exported here. See ``docs/quality-gate.md``.
 """
@@ -30,7 +35,10 @@ from alphaloop.workflow._dsr import (
 )
 
 __all__ = [
+    "DAYS_PER_TRADE",
     "DEFAULT_CRITERIA",
+    "DEFAULT_MIN_TRADES",
+    "EVIDENCE_PREFIX",
     "METRIC_DIRECTIONS",
     "METRIC_SCALE_FLOORS",
     "MIN_PART_BARS",
@@ -38,11 +46,15 @@ __all__ = [
     "CriterionOutcome",
     "GateResult",
     "QualityCriteria",
+    "check_evidence_window",
+    "check_min_trades",
     "deflated_sharpe",
     "evaluate",
+    "evidence_floor",
     "expected_max_sharpe",
     "holdout_start",
     "holdout_with_warmup",
+    "is_evidence_failure",
     "parse_criterion",
     "per_bar_sharpe",
     "probabilistic_sharpe",
@@ -349,27 +361,46 @@ class CriterionOutcome:
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    """The verdict. ``score`` is in ``[1, 3]`` when passed and in ``[-2, 0)`` when failed."""
+    """The verdict. ``score`` is in ``[1, 3]`` when passed and in ``[-2, 0)`` when failed.
+
+    ``outcomes`` are the gate's criteria; ``floor`` the evidence floor's checks (empty when
+    ``evaluate`` was given no ``min_trades``). ``passed`` needs both.
+    """
 
     passed: bool
     score: float
     outcomes: tuple[CriterionOutcome, ...]
+    floor: tuple[CriterionOutcome, ...] = ()
+
+    @property
+    def gate_passed(self) -> bool:
+        """Whether the gate's own criteria pass, whatever the evidence floor says."""
+        return all(o.passed for o in self.outcomes)
+
+    @property
+    def floor_passed(self) -> bool:
+        """Whether the evidence floor holds (vacuously true without one)."""
+        return all(o.passed for o in self.floor)
 
     @property
     def failed_criteria(self) -> list[dict[str, Any]]:
         """The failing criteria as fresh dicts ``{metric, value, op, threshold, margin,
-        reason}``, in criteria order."""
-        return [o.as_dict() for o in self.outcomes if not o.passed]
+        reason}``, in criteria order, then the evidence floor's (their reason starts with
+        :data:`EVIDENCE_PREFIX`)."""
+        return [o.as_dict() for o in (*self.outcomes, *self.floor) if not o.passed]
 
     @property
     def margins(self) -> dict[str, float]:
-        """Normalised margin per criterion, keyed by its expression."""
-        return {o.criterion.expression: o.margin for o in self.outcomes}
+        """Normalised margin per criterion, keyed by its expression (the evidence floor's
+        by ``"evidence: <expression>"``)."""
+        out = {o.criterion.expression: o.margin for o in self.outcomes}
+        out.update({f"{EVIDENCE_PREFIX}{o.criterion.expression}": o.margin for o in self.floor})
+        return out
 
     def summary(self) -> str:
         """One line: PASS/FAIL, the score, and the reasons of failing criteria."""
         head = f"{'PASS' if self.passed else 'FAIL'} (score {self.score:.3f})"
-        fails = [o.reason for o in self.outcomes if not o.passed]
+        fails = [o.reason for o in (*self.outcomes, *self.floor) if not o.passed]
         return head + (": " + "; ".join(fails) if fails else "")
 
 
@@ -396,23 +427,135 @@ def _outcome(criterion: Criterion, raw: object) -> CriterionOutcome:
 def evaluate(
     metrics: Mapping[str, object],
     criteria: QualityCriteria | Mapping[str, float] | str | Iterable[str] | None = None,
+    *,
+    min_trades: int = 0,
 ) -> GateResult:
-    """Judge ``metrics`` against ``criteria`` (default: :data:`DEFAULT_CRITERIA`).
+    """Judge ``metrics`` against ``criteria`` (default: :data:`DEFAULT_CRITERIA`) and, when
+    ``min_trades`` >= 1, the evidence floor (:func:`evidence_floor`), which no gate removes.
 
     A metric that is None/NaN (undefined) or absent fails its criterion with margin -2.
-    Score: all pass -> ``1 + mean(margins)`` in [1, 3]; otherwise ``mean(min(margin, 0))`` in
-    [-2, 0). So every pass outranks every fail, and improving any one metric never lowers the
-    score.
+    Score: all pass (floor included) -> ``1 + mean(gate margins)`` in [1, 3]; otherwise
+    ``mean(min(margin, 0))`` over the gate's and the floor's checks, in [-2, 0). So every pass
+    outranks every fail, and improving any one metric never lowers the score. Without a floor
+    (``min_trades=0``, the default) the result is the gate's alone.
     """
     crit = QualityCriteria.coerce(criteria)
     outcomes = tuple(_outcome(c, metrics.get(c.metric, _MISSING)) for c in crit)
+    floor = evidence_floor(metrics, min_trades)
     margins = [o.margin for o in outcomes]
-    passed = all(o.passed for o in outcomes)
+    passed = all(o.passed for o in (*outcomes, *floor))
     if passed:
         score = 1.0 + sum(margins) / len(margins)
     else:
-        score = sum(min(m, 0.0) for m in margins) / len(margins)
-    return GateResult(passed=passed, score=score, outcomes=outcomes)
+        every = [*margins, *(o.margin for o in floor)]
+        score = sum(min(m, 0.0) for m in every) / len(every)
+    return GateResult(passed=passed, score=score, outcomes=outcomes, floor=floor)
+
+
+# --- the evidence floor ----------------------------------------------------------------------
+
+DEFAULT_MIN_TRADES = 10
+"""Trades a candidate needs in-sample and on the holdout (``--min-trades``)."""
+
+MAX_MIN_TRADES = 10_000
+
+EVIDENCE_PREFIX = "evidence: "
+"""Every evidence-floor failure's reason starts with this (records keep reasons as text)."""
+
+DAYS_PER_TRADE = 7
+"""Calendar days a daily-bar strategy needs per trade, at least: a week (five trading days) to
+enter, hold and leave. A window shorter than ``min_trades * DAYS_PER_TRADE`` days cannot hold
+``min_trades`` trades of such a strategy (`check_evidence_window`)."""
+
+
+def check_min_trades(min_trades: object) -> None:
+    """`ConfigError` (one line) unless ``min_trades`` is a whole number from 1 to 10,000."""
+    if (
+        isinstance(min_trades, bool)
+        or not isinstance(min_trades, numbers.Integral)
+        or not 1 <= int(min_trades) <= MAX_MIN_TRADES
+    ):
+        raise ConfigError(
+            f"--min-trades must be a whole number of trades from 1 to {MAX_MIN_TRADES:,}, got "
+            f"{min_trades} (default {DEFAULT_MIN_TRADES}: fewer trades are no evidence)"
+        )
+
+
+def _defined(raw: object) -> float | None:
+    """A metric value as a float; None when undefined (None, NaN, absent, not a number)."""
+    if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
+        return None
+    value = float(raw)
+    return None if math.isnan(value) else value
+
+
+def is_evidence_failure(reason: str) -> bool:
+    """Whether a failed criterion's reason (as records keep it) is the evidence floor's."""
+    return reason.startswith(EVIDENCE_PREFIX)
+
+
+def evidence_floor(metrics: Mapping[str, object], min_trades: int) -> tuple[CriterionOutcome, ...]:
+    """The evidence floor's two checks, or none when ``min_trades`` < 1:
+
+    - ``num_trades >= min_trades``;
+    - a defined profit factor: one computed with at least one losing trade (the engine's
+      ``profit_factor`` is None with no trades or no losing trade). It is checked as
+      ``profit_factor >= 0``, which every defined profit factor passes.
+
+    Failing reasons start with :data:`EVIDENCE_PREFIX` and say what the floor needs.
+    """
+    if min_trades < 1:
+        return ()
+    trades = _defined(metrics.get("num_trades"))
+    crit = Criterion("num_trades", ">=", min_trades)
+    if trades is not None and crit.passes(trades):
+        count = CriterionOutcome(
+            crit, trades, True, crit.margin(trades),
+            f"{EVIDENCE_PREFIX}num_trades {trades:g} >= {min_trades}",
+        )
+    else:
+        seen = "undefined" if trades is None else f"{trades:g}"
+        count = CriterionOutcome(
+            crit, trades, False, crit.margin(trades),
+            f"{EVIDENCE_PREFIX}num_trades {seen}, needs >= {min_trades} (--min-trades)",
+        )
+    pf = _defined(metrics.get("profit_factor"))
+    pf_crit = Criterion("profit_factor", ">=", 0.0)
+    if pf is not None and pf_crit.passes(pf):
+        factor = CriterionOutcome(
+            pf_crit, pf, True, pf_crit.margin(pf),
+            f"{EVIDENCE_PREFIX}profit_factor {pf:.4g} (has a losing trade)",
+        )
+    else:
+        why = "no trades" if not trades else "no losing trade"
+        factor = CriterionOutcome(
+            pf_crit, pf, False, pf_crit.margin(None),
+            f"{EVIDENCE_PREFIX}profit_factor undefined ({why}); the floor needs a profit "
+            "factor computed with at least one losing trade",
+        )
+    return count, factor
+
+
+def check_evidence_window(index: pd.Index, k: int, min_trades: int) -> None:
+    """`ConfigError` (one line) when the in-sample window (``index[:k]``) or the holdout
+    (``index[k:]``) spans fewer than ``min_trades * DAYS_PER_TRADE`` calendar days: too short
+    for ``min_trades`` trades of a daily-bar strategy, so no candidate could pass the evidence
+    floor there. Measured in calendar time, so it means the same for any bar size."""
+    if min_trades < 1 or not isinstance(index, pd.DatetimeIndex) or not 0 < k < len(index):
+        return
+    need = min_trades * DAYS_PER_TRADE
+    for name, first, last in (
+        ("in-sample window", index[0], index[k - 1]),
+        ("holdout", index[k], index[-1]),
+    ):
+        days = (last - first).total_seconds() / 86_400
+        if days < need:
+            raise ConfigError(
+                f"the {name} {first:%Y-%m-%d}..{last:%Y-%m-%d} spans {int(days)} days, too "
+                f"short for {min_trades} trades of a daily-bar strategy (the evidence floor "
+                f"needs {need} days, {DAYS_PER_TRADE} per trade); use a longer date range "
+                "(--start/--end) or a lower --min-trades"
+            )
 
 
 # --- holdout split ---------------------------------------------------------------------------

@@ -22,7 +22,10 @@ anywhere and resumed gives the same result as an uninterrupted one
 Honesty. The bars are split once into an in-sample window and a holdout. Agents, routing and
 tuning see in-sample results only. A variant that passes in-sample (and the look-ahead check)
 becomes a candidate and is backtested once on the holdout; routing learns only "failed on
-holdout". Strategy code runs only inside workers (`execution.task_runner.run_task`).
+holdout". The evidence floor (`Parts.min_trades`, `gate.evidence_floor`) is part of every
+verdict whatever the gate: a variant with fewer trades or no losing trade fails in-sample, so
+it never spends a holdout look, and a holdout look that falls short of it is no success.
+Strategy code runs only inside workers (`execution.task_runner.run_task`).
 """
 
 from __future__ import annotations
@@ -51,7 +54,15 @@ from alphaloop.agents.research import ResearchSwarm
 from alphaloop.data import bars_per_year, load, slice_dates
 from alphaloop.execution import BacktestTask, Executor, TaskQueue
 from alphaloop.workflow._dsr import deflated_sharpe_from_moments
-from alphaloop.workflow.gate import GateResult, QualityCriteria, evaluate, holdout_start
+from alphaloop.workflow.gate import (
+    DEFAULT_MIN_TRADES,
+    GateResult,
+    QualityCriteria,
+    check_evidence_window,
+    evaluate,
+    holdout_start,
+    is_evidence_failure,
+)
 from alphaloop.workflow.routing import TIER, RoutingDecision, RoutingEngine
 from alphaloop.workflow.significance import (
     DEFAULT_ALPHA,
@@ -137,6 +148,10 @@ class Parts:
     """Holdout looks a workflow may take; once spent, it ends FAILED."""
     adjust: bool = True
     """Adjust a user file's OHLC by its 'Adj Close' (False: ``--no-adjust``)."""
+    min_trades: int = DEFAULT_MIN_TRADES
+    """The evidence floor (``--min-trades``): trades a variant needs in-sample and on the
+    holdout, with a losing one among them, whatever the gate; 0 only for a workflow started
+    before the floor existed (no floor)."""
 
 
 WorkflowResult = dict[str, Any]
@@ -150,11 +165,15 @@ def split_bars(
     end: str | None,
     in_sample_fraction: float,
     adjust: bool = True,
+    min_trades: int = 0,
 ) -> tuple[pd.DataFrame, int]:
     """The workflow's bars and the position of the first holdout bar (`DataError`/
-    `ConfigError` for bad input, raised before anything is created)."""
+    `ConfigError` for bad input, raised before anything is created; `ConfigError` too when
+    a window is too short for ``min_trades`` trades, `gate.check_evidence_window`)."""
     bars = slice_dates(load(ticker, timeframe, data_path, adjust=adjust), start, end)
-    return bars, holdout_start(len(bars), in_sample_fraction)
+    k = holdout_start(len(bars), in_sample_fraction)
+    check_evidence_window(bars.index, k, min_trades)
+    return bars, k
 
 
 class Orchestrator:
@@ -172,6 +191,7 @@ class Orchestrator:
             s.end,
             s.in_sample_fraction,
             adjust=parts.adjust,
+            min_trades=parts.min_trades,
         )
         self.bars_per_year = bars_per_year(s.timeframe, bars.index)
         self.in_sample = bars.iloc[:k]
@@ -593,7 +613,9 @@ class Orchestrator:
 
     def looks(self) -> list[HoldoutLook]:
         """Every holdout look so far, in order, each judged at its own K."""
-        return holdout_looks(self.p.tracker.records(sample="holdout"), self.p.alpha)
+        return holdout_looks(
+            self.p.tracker.records(sample="holdout"), self.p.alpha, self.p.min_trades
+        )
 
     def _settle(
         self,
@@ -654,7 +676,9 @@ class Orchestrator:
         lookahead = bool(result and result.get("lookahead"))
         if result is not None:
             metrics["deflated_sharpe"] = self._dsr(result, trials)
-        gate: GateResult | None = evaluate(metrics, self.p.criteria) if result else None
+        gate: GateResult | None = (
+            evaluate(metrics, self.p.criteria, min_trades=self.p.min_trades) if result else None
+        )
         failed = [f"{c['reason']}" for c in gate.failed_criteria] if gate else []
         if lookahead:
             failed.insert(
@@ -749,7 +773,7 @@ class Orchestrator:
     def _criteria_of(self, r: ExperimentRecord) -> list[GateCriterion]:
         if r.error:
             return []
-        gate = evaluate(dict(r.metrics), self.p.criteria)
+        gate = evaluate(dict(r.metrics), self.p.criteria, min_trades=self.p.min_trades)
         return [
             GateCriterion(
                 metric=c["metric"], value=c["value"], op=c["op"], threshold=c["threshold"]
@@ -815,11 +839,13 @@ class Orchestrator:
         """The design's result plus holdout metrics, deflated Sharpe and variants tried."""
         s = self.p.state.state
         best = s.best_strategy or {}
-        holdout, dsr, look = None, None, None
+        holdout, dsr, look, failed = None, None, None, []
         trials = self._trials()
         looks = self.looks()
         if best:
             key = f"{best.get('experiment_id')}_{best.get('variant_id')}"
+            record = self.p.tracker.record_for_task(key)
+            failed = list(record.failed_criteria) if record is not None else []
             for r in self.p.tracker.records(sample="holdout"):
                 if r.task_id == f"{key}_holdout":
                     holdout = dict(r.metrics)
@@ -843,6 +869,15 @@ class Orchestrator:
             "in_sample_trials": len(trials),
             "alpha": self.p.alpha,
             "max_holdout_looks": self.p.max_holdout_looks,
+            "min_trades": self.p.min_trades,
+            # why the best in-sample variant failed in-sample (empty when it passed)
+            "best_failed_criteria": failed,
+            # variants that passed the gate but not the evidence floor: in-sample (they never
+            # reached the holdout) and holdout looks
+            "floor_blocked": {
+                "in_sample": sum(1 for r in self._history() if self._floor_only(r)),
+                "holdout": sum(1 for h in looks if h.verdict == "failed the evidence floor"),
+            },
             "holdout_looks_detail": [h.to_dict() for h in looks],
             "total_iterations": s.total_iterations,
             "variants_tried": s.variants_tried,
@@ -853,12 +888,28 @@ class Orchestrator:
         }
         if s.status != "COMPLETED":
             out["reason"] = s.failure_reason
-        # in words, when significance is what failed: the look that came closest
+        # in words, when significance or the evidence floor is what failed on the holdout: the
+        # look that came closest
         unproven = [h for h in looks if h.verdict == "not significant"]
-        if unproven and s.status != "COMPLETED":
-            closest = max(unproven, key=lambda h: h.psr or 0.0)
+        short = [h for h in looks if h.verdict == "failed the evidence floor"]
+        if (unproven or short) and s.status != "COMPLETED":
+            closest = (
+                max(unproven, key=lambda h: h.psr or 0.0)
+                if unproven
+                else max(short, key=lambda h: h.trades or 0)
+            )
             out["holdout_note"] = f"{closest.strategy_name} {closest.explain()}"
+            out["holdout_note_look"] = closest.look
         return out
+
+    @staticmethod
+    def _floor_only(r: ExperimentRecord) -> bool:
+        """Whether the evidence floor is all that failed for ``r`` (it passed the gate)."""
+        return (
+            not r.error
+            and bool(r.failed_criteria)
+            and all(is_evidence_failure(f) for f in r.failed_criteria)
+        )
 
     # -- files ------------------------------------------------------------------------------
     def _write_json(self, name: str, obj: Any) -> None:

@@ -5,7 +5,8 @@ a Sharpe ratio above 0.5 over 3.5 holdout years happens by chance about 17% of t
 strategy with no edge at all; at 29 looks a "pass" is close to certain. So a holdout look
 passes only if
 
-1. the gate passes on the holdout, and
+1. the gate passes on the holdout, and so does the evidence floor (``--min-trades``: enough
+   trades and a losing one among them, `gate.evidence_floor`), and
 2. the holdout is *significant*: the probabilistic Sharpe ratio of the holdout returns against
    a true Sharpe of 0 (``PSR``; Bailey & López de Prado 2012, with the returns' skewness and
    kurtosis) is at least ``1 - alpha / K``, where ``K`` is the number of holdout looks in the
@@ -85,27 +86,38 @@ class HoldoutLook:
     threshold: float  # what the PSR had to reach: 1 - alpha / look
     gate_passed: bool  # the gate passed on the holdout
     significant: bool  # psr >= threshold (always True with the test off)
+    trades: int | None = None  # trades on the holdout
+    evidence_passed: bool = True  # the evidence floor held on the holdout (--min-trades)
+    min_trades: int = 0  # the floor's trade count (0: no floor)
 
     @property
     def passed(self) -> bool:
-        """The holdout verdict: the gate passed on it and it is significant."""
-        return self.gate_passed and self.significant
+        """The holdout verdict: the gate and the evidence floor held on it, and it is
+        significant."""
+        return self.gate_passed and self.evidence_passed and self.significant
 
     @property
     def verdict(self) -> str:
-        """``passed``, ``failed the gate`` or ``not significant``."""
+        """``passed``, ``failed the gate``, ``failed the evidence floor`` or ``not
+        significant`` (the first that applies)."""
         if not self.gate_passed:
             return "failed the gate"
+        if not self.evidence_passed:
+            return "failed the evidence floor"
         return "passed" if self.significant else "not significant"
 
     def explain(self) -> str:
         """One sentence a user can read, e.g. for a look that is not significant: "passed the
         gate on the holdout, but a Sharpe of 0.51 over 3.6 years is what noise does about 1
-        time in 6, and this was look 29 (PSR 0.830, needs 0.998)"."""
+        time in 6, and this was look 29 (PSR 0.830, needs 0.998)"; for one with too few
+        trades: "passed the gate on the holdout, but with 3 trades; the evidence floor needs
+        10 (--min-trades; look 2)"."""
         psr = "n/a" if self.psr is None else f"{self.psr:.3f}"
         odds = f"PSR {psr}, needs {self.threshold:.3f}"
         if not self.gate_passed:
             return f"failed the gate on the holdout (look {self.look})"
+        if not self.evidence_passed:
+            return f"passed the gate on the holdout, but {self._evidence_words()}"
         if self.significant:
             if self.threshold == 0.0:
                 return f"passed the gate on the holdout (look {self.look}; significance test off)"
@@ -117,8 +129,25 @@ class HoldoutLook:
             f"does {_chance(self.psr)}, and this was look {self.look} ({odds})"
         )
 
+    def _evidence_words(self) -> str:
+        need = f"{self.min_trades}" if self.min_trades else "more"
+        if self.trades is None or not self.min_trades or self.trades < self.min_trades:
+            count = "no trades" if not self.trades else _trades(self.trades)
+            return (
+                f"with {count}; the evidence floor needs {need} (--min-trades; look "
+                f"{self.look})"
+            )
+        return (
+            f"with no losing trade among its {_trades(self.trades)} there is no profit "
+            f"factor; the evidence floor needs one (look {self.look})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}
+
+
+def _trades(n: int) -> str:
+    return f"{n} trade" if n == 1 else f"{n} trades"
 
 
 def _chance(psr: float | None) -> str:
@@ -141,14 +170,26 @@ def _years(first: Any, last: Any) -> float | None:
     return round(days / 365.25, 2) if days > 0 else None
 
 
-def holdout_looks(records: Iterable[Any], alpha: float) -> list[HoldoutLook]:
+def holdout_looks(
+    records: Iterable[Any], alpha: float, min_trades: int = 0
+) -> list[HoldoutLook]:
     """Every holdout look of a workflow, in the order the looks were recorded (``records``:
-    the tracker's holdout records, in write order), each judged at its own ``K``."""
+    the tracker's holdout records, in write order), each judged at its own ``K``.
+
+    A record's ``gate_passed`` is its whole verdict; the evidence floor's failures are the
+    ones among its ``failed_criteria`` that start with ``evidence: `` (`gate.EVIDENCE_PREFIX`),
+    so a look whose only failures are those passed the gate and failed the floor.
+    ``min_trades`` (the workflow's ``--min-trades``) is for the words only."""
+    from alphaloop.workflow.gate import is_evidence_failure
+
     out = []
     for k, r in enumerate(records, start=1):
         psr = r.metrics.get("deflated_sharpe")
         need = threshold(alpha, k)
         significant = alpha >= 1.0 or (psr is not None and psr >= need)
+        failed = [str(f) for f in (getattr(r, "failed_criteria", None) or ())]
+        floor = [f for f in failed if is_evidence_failure(f)]
+        trades = r.metrics.get("num_trades")
         out.append(
             HoldoutLook(
                 variant=f"{r.experiment_id}/{r.variant_id}",
@@ -158,8 +199,11 @@ def holdout_looks(records: Iterable[Any], alpha: float) -> list[HoldoutLook]:
                 years=_years(r.eval_start, r.end),
                 psr=psr,
                 threshold=need,
-                gate_passed=bool(r.gate_passed),
+                gate_passed=bool(r.gate_passed) or (bool(floor) and len(floor) == len(failed)),
                 significant=significant,
+                trades=None if trades is None else int(trades),
+                evidence_passed=not floor,
+                min_trades=min_trades,
             )
         )
     return out
