@@ -79,3 +79,27 @@ __all__ = [
     "redact",
     "split_spec",
 ]
+
+# The roles (issue 9) and what they share, imported on first use: the roles bring in the
+# offline developer (Optuna), which a provider check does not need.
+_LAZY = {
+    **dict.fromkeys(("BugFixer", "Candidate", "LLMFailureAnalyst", "LLMResearcher",
+                     "LLMTrajectoryAnalyzer", "OfflineHypothesizer", "RoleOutcome",
+                     "StrategyWriter", "WriterContext"), "alphaloop.agents.llm.roles"),
+    **dict.fromkeys(("Blind", "HonestyError", "audit_request", "forbidden_terms"),
+                    "alphaloop.agents.llm.prompts"),
+    **dict.fromkeys(("GateVerdict", "check_static", "normalized_hash", "send_back",
+                     "task_verdict"), "alphaloop.agents.llm.codegate"),
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
