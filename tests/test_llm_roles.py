@@ -545,7 +545,9 @@ def test_writer_through_the_openai_client_recorded_and_replayed(
         [c] = w.write(inp(), ctx(new=1))
         assert "response_format" not in sent(server)
         [ex] = store.exchanges()
-        assert ex.outcome == "gates passed" and budget.calls == 1
+        assert ex.outcome == "gates passed" and budget.calls == 1 and c.key == ex.key
+        store.set_outcome(c.key, "rejected at gate 4 (smoke): ...")  # the orchestrator's part
+        assert store.exchanges()[0].outcome.startswith("rejected at gate 4")
         # a resumed run asks the same question: answered from the record, nothing sent
         again = StrategyWriter(guard(openai_chat(server), budget=Budget(max_calls=5),
                                      store=store), offline_dev, blind=BLIND, store=store, seed=1)

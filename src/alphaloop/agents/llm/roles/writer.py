@@ -107,6 +107,9 @@ class Candidate(BaseModel):
     hypothesis: Hypothesis | None = None
     verdicts: list[GateVerdict] = Field(default_factory=list)
     """Every verdict on the way: rejections, then the pass."""
+    key: str | None = None
+    """The record key of the reply that gave this code (``ExchangeStore.set_outcome`` it
+    with the verdict of gates 4 and 5)."""
 
 
 class BugFixer(Role):
@@ -248,7 +251,8 @@ class StrategyWriter(Role):
         assert sub.code is not None and sub.verdict is not None
         self._note("model", tally, rejected=rejected)
         return self._candidate("fix", name, sub.code, sub.verdict, inp, verdicts,
-                               parent=candidate.name, hypothesis=candidate.hypothesis)
+                               parent=candidate.name, hypothesis=candidate.hypothesis,
+                               key=self.fixer.last_key)
 
     def _new(self, inp: DevelopmentInput, ctx: WriterContext, seen: set[str],
              taken: set[str]) -> list[Candidate]:
@@ -348,14 +352,15 @@ class StrategyWriter(Role):
                             rejected=[v.outcome() for v in verdicts if not v.passed])
                 return None
             assert sub.code is not None and sub.verdict is not None
-            code, verdict = sub.code, sub.verdict
+            code, verdict, key = sub.code, sub.verdict, self.fixer.last_key
         agent._note("model", tally, rejected=[v.outcome() for v in verdicts if not v.passed])
         return self._candidate(origin, name, code, verdict, inp, verdicts, parent=parent,
-                               hypothesis=hypothesis)
+                               hypothesis=hypothesis, key=key)
 
     def _candidate(self, origin: Literal["new", "refine", "fix"], name: str, code: str,
                    verdict: GateVerdict, inp: DevelopmentInput, verdicts: list[GateVerdict], *,
-                   parent: str | None, hypothesis: Hypothesis | None) -> Candidate:
+                   parent: str | None, hypothesis: Hypothesis | None,
+                   key: str | None = None) -> Candidate:
         fitted = fit_to_bars(from_source(code, name), inp.bars_per_year, inp.in_sample_bars)
         what = {"new": f"from hypothesis {parent}", "refine": f"refining {parent}",
                 "fix": f"fixing {parent}"}[origin]
@@ -366,7 +371,7 @@ class StrategyWriter(Role):
             parent_variant_id=parent if origin == "fix" else None)
         return Candidate(name=name, origin=origin, code=code, proposal=proposal,
                          code_hash=verdict.code_hash or normalized_hash(code), parent=parent,
-                         hypothesis=hypothesis, verdicts=verdicts)
+                         hypothesis=hypothesis, verdicts=verdicts, key=key)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _hash(self, code: str) -> str:
