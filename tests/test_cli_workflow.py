@@ -181,19 +181,35 @@ def test_sigterm_exits_143_and_resume_finishes(tmp_path: Path) -> None:
 
 
 def test_run_costs_reach_every_backtest_and_stay_with_the_workflow(tmp_path: Path) -> None:
-    """--commission and --slippage-bps are the workflow's: every record and task carries them,
-    and a bad one is a one-line error before anything is created."""
+    """--commission, --slippage-bps, --borrow-bps and --rebalance are the workflow's: every
+    task carries them, the result says them, resume cannot change them, and a bad one is a
+    one-line error before anything is created."""
     # AAPL: a candidate passes at the first iteration, so the run is short
     proc = alphaloop("run", "--ticker", "AAPL", "--gate", "num_trades>=1", "--variants", "2",
-                     "--commission", "0.0005", "--slippage-bps", "3", "--json", home=tmp_path)
+                     "--commission", "0.0005", "--slippage-bps", "3", "--borrow-bps", "40",
+                     "--rebalance", "bar", "--json", home=tmp_path)
     assert proc.returncode in (0, 1), proc.stderr
-    wid = json.loads(proc.stdout)["workflow_id"]
+    result = json.loads(proc.stdout)
+    wid = result["workflow_id"]
+    assert result["costs"] == {"commission": 0.0005, "slippage_bps": 3, "borrow_bps": 40,
+                               "rebalance": "bar"}
     folder = tmp_path / "workflows" / wid
     settings = json.loads((folder / "settings.json").read_text())
     assert (settings["commission"], settings["slippage_bps"]) == (0.0005, 3)
+    assert (settings["borrow_bps"], settings["rebalance"]) == (40, "bar")
     with sqlite3.connect(folder / "queue.db") as conn:
         payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM payloads")]
-    assert payloads and {(p["commission"], p["slippage_bps"]) for p in payloads} == {(0.0005, 3)}
-    bad = alphaloop("run", "--ticker", "IBM", "--commission", "-1", home=tmp_path / "bad")
-    assert bad.returncode == 2 and "commission must be a finite number >= 0" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    costs = {(p["commission"], p["slippage_bps"], p["borrow_bps"], p["rebalance"])
+             for p in payloads}
+    assert payloads and costs == {(0.0005, 3, 40, "bar")}
+    same = alphaloop("resume", wid, "--borrow-bps", "40", "--rebalance", "bar", home=tmp_path)
+    assert same.returncode == proc.returncode, same.stderr
+    other = alphaloop("resume", wid, "--rebalance", "change", home=tmp_path)
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
+    assert "started with --rebalance bar" in other.stderr and "Traceback" not in other.stderr
+    for args, words in ((["--commission", "-1"], "commission must be a finite number >= 0"),
+                        (["--borrow-bps", "-1"], "borrow_bps must be"),
+                        (["--rebalance", "weekly"], "rebalance must be 'change'")):
+        bad = alphaloop("run", "--ticker", "IBM", *args, home=tmp_path / "bad")
+        assert bad.returncode == 2 and words in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

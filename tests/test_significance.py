@@ -108,6 +108,18 @@ def test_noise_level_holdout_is_not_a_success(tmp_path: Path, pool: LocalPool) -
     assert "what noise does about 1 time in" in result["holdout_note"]
     with ExperimentTracker(tmp_path, result["workflow_id"], readonly=True) as t:
         records = t.records(sample="holdout")
+        in_sample = t.records(sample="in_sample")
+    # one look per experiment, spent on its passer with the best in-sample Sharpe ratio
+    experiments = [r.experiment_id for r in records]
+    assert len(experiments) == len(set(experiments))
+    for r in records:
+        passers = [x for x in in_sample if x.experiment_id == r.experiment_id and x.gate_passed]
+        looked = next(x for x in passers if x.variant_id == r.variant_id)
+        assert looked.metrics["sharpe_ratio"] == max(x.metrics["sharpe_ratio"] for x in passers)
+    assert any(
+        sum(1 for x in in_sample if x.experiment_id == e and x.gate_passed) > 1
+        for e in experiments
+    ), "no experiment had a choice of candidates: the test shows nothing"
     for k, (h, r) in enumerate(zip(looks, records, strict=True), start=1):
         assert h["look"] == k and h["threshold"] == pytest.approx(1 - 0.05 / k)
         assert h["significant"] == (h["psr"] >= h["threshold"])

@@ -154,6 +154,14 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
         f"   min trades: {result.get('min_trades', '?')}"
         f"   iterations: {result['total_iterations']}"
     )
+    costs = result.get("costs")
+    if costs:
+        model = {"change": "units held", "bar": "constant weight"}.get(
+            costs.get("rebalance"), costs.get("rebalance"))
+        console.print(
+            f"costs: commission {costs.get('commission')} per side, slippage "
+            f"{costs.get('slippage_bps')} bps, borrow {costs.get('borrow_bps')} bps a year; "
+            f"positions: {model}", markup=False, highlight=False)
     console.print("lessons:")
     for lesson in result["lessons_learned"]:
         console.print(f"  - {_safe(lesson)}", markup=False, highlight=False)
@@ -343,6 +351,20 @@ def run(
     slippage_bps: Annotated[
         float, typer.Option("--slippage-bps", help="Slippage per side, basis points.")
     ] = 0.0,
+    borrow_bps: Annotated[
+        float,
+        typer.Option(
+            "--borrow-bps",
+            help="Annual fee on short notional, basis points, accrued per bar (default 0).",
+        ),
+    ] = 0.0,
+    rebalance: Annotated[
+        str,
+        typer.Option(
+            help="'change': hold units until the target changes, as brokers do (default); "
+            "'bar': constant weight, rebalanced at every open and close at the same cost.",
+        ),
+    ] = "change",
     alpha: Annotated[
         float,
         typer.Option(
@@ -370,7 +392,7 @@ def run(
     ] = 10,
 ) -> None:
     """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
-    from alphaloop.backtest.engine import unit_cost
+    from alphaloop.backtest.engine import check_costs
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, run_workflow
     from alphaloop.workflow.gate import QualityCriteria, check_min_trades
@@ -381,7 +403,7 @@ def run(
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
     check_settings(alpha, max_holdout_looks)
     check_min_trades(min_trades)
-    unit_cost(commission, slippage_bps)  # before any worker starts
+    check_costs(commission, slippage_bps, borrow_bps, rebalance)  # before any worker starts
     if alpha >= 1.0:
         err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
     root = str(resolve_home(home))
@@ -412,6 +434,8 @@ def run(
         min_trades=min_trades,
         commission=commission,
         slippage_bps=slippage_bps,
+        borrow_bps=borrow_bps,
+        rebalance=rebalance,
         adjust=not no_adjust,
     )
 
@@ -426,10 +450,25 @@ def resume(
     as_json: JsonOpt = False,
     task_timeout: TaskTimeoutOpt = None,
     unconfined: UnconfinedOpt = False,
+    commission: Annotated[
+        float | None, typer.Option(help="Must be the workflow's own (kept with it).")
+    ] = None,
+    slippage_bps: Annotated[
+        float | None,
+        typer.Option("--slippage-bps", help="Must be the workflow's own (kept with it)."),
+    ] = None,
+    borrow_bps: Annotated[
+        float | None,
+        typer.Option("--borrow-bps", help="Must be the workflow's own (kept with it)."),
+    ] = None,
+    rebalance: Annotated[
+        str | None, typer.Option(help="Must be the workflow's own (kept with it).")
+    ] = None,
 ) -> None:
     """Finish an interrupted workflow and print the same result as `run`. Its gate, --alpha,
-    --max-holdout-looks and --min-trades are the ones it was started with: a spent holdout
-    stays spent."""
+    --max-holdout-looks, --min-trades and costs are the ones it was started with: a spent
+    holdout stays spent, and every variant is measured alike (a cost option given here must
+    match the workflow's)."""
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, resume_workflow, workflow_alpha
     from alphaloop.workflow.significance import ALPHA_OFF_WARNING
@@ -451,6 +490,8 @@ def resume(
         as_json,
         workflow_id=workflow_id,
         unconfined=unconfined,
+        costs={"commission": commission, "slippage_bps": slippage_bps,
+               "borrow_bps": borrow_bps, "rebalance": rebalance},
     )
 
 

@@ -23,7 +23,7 @@ from alphaloop.agents.development import OptunaDeveloper, VariantProposal
 from alphaloop.agents.failure import RuleBasedFailureAnalyst
 from alphaloop.agents.research import ResearchSwarm
 from alphaloop.agents.trajectory import RuleBasedTrajectoryAdvisor
-from alphaloop.backtest.engine import unit_cost
+from alphaloop.backtest.engine import REBALANCE, check_costs
 from alphaloop.backtest.strategy import Strategy, library_names, load_strategy
 from alphaloop.errors import ConfigError, HomeError, StrategyError
 from alphaloop.execution import (
@@ -181,6 +181,10 @@ def _assemble(
         n_variants=int(settings.get("n_variants", 8)),
         commission=float(settings.get("commission", 0.001)),
         slippage_bps=float(settings.get("slippage_bps", 0.0)),
+        # absent: started before they existed, when no borrow was charged and the engine
+        # held a constant weight; resuming such a workflow keeps its model
+        borrow_bps=float(settings.get("borrow_bps", 0.0)),
+        rebalance=str(settings.get("rebalance", "bar")),
         alpha=float(settings.get("alpha", DEFAULT_ALPHA)),
         max_holdout_looks=int(settings.get("max_holdout_looks", DEFAULT_MAX_HOLDOUT_LOOKS)),
         adjust=bool(settings.get("adjust", True)),
@@ -210,6 +214,8 @@ def run_workflow(
     in_sample_fraction: float = 0.7,
     commission: float = 0.001,
     slippage_bps: float = 0.0,
+    borrow_bps: float = 0.0,
+    rebalance: str = "change",
     executor: Executor | None = None,
     on_event: Event | None = None,
     unconfined: bool = False,
@@ -227,7 +233,9 @@ def run_workflow(
     too short for that many trades of a daily-bar strategy is refused (`ConfigError`). All
     three are kept with the workflow: `resume_workflow` cannot change them.
     ``adjust=False`` uses a user file's prices as given, ignoring its 'Adj Close' column
-    (``--no-adjust``); kept with the workflow too.
+    (``--no-adjust``); kept with the workflow too, as are the costs (``commission``,
+    ``slippage_bps``, ``borrow_bps``) and the engine's position model (``rebalance``: units
+    held, "change", or constant weight, "bar"; `alphaloop.backtest.engine`).
 
     ``unconfined``: where the kernel cannot confine strategy code, run the user's strategies
     anyway (unsafe; otherwise `ConfinementError` before anything is created). Library code
@@ -247,7 +255,8 @@ def run_workflow(
         raise ConfigError(f"--variants must be between 1 and 256, got {n_variants}")
     check_settings(alpha, max_holdout_looks)
     check_min_trades(min_trades)
-    unit_cost(commission, slippage_bps)  # one line naming the cost that cannot be right
+    # one line naming the cost that cannot be right
+    check_costs(commission, slippage_bps, borrow_bps, rebalance)
     root = resolve_home(None if home is None else str(home))
     settings = {
         "criteria": criteria.to_expressions(),
@@ -255,6 +264,8 @@ def run_workflow(
         "strategies_dir": strategies_dir,
         "commission": commission,
         "slippage_bps": slippage_bps,
+        "borrow_bps": borrow_bps,
+        "rebalance": rebalance,
         "alpha": alpha,
         "max_holdout_looks": max_holdout_looks,
         "min_trades": min_trades,
@@ -338,9 +349,14 @@ def resume_workflow(
     executor: Executor | None = None,
     on_event: Event | None = None,
     unconfined: bool = False,
+    costs: Mapping[str, object] | None = None,
 ) -> WorkflowResult:
     """Finish an interrupted workflow (or return the result of a finished one);
     ``unconfined`` as in `run_workflow` (it is not remembered: say it again).
+
+    ``costs`` (``commission``, ``slippage_bps``, ``borrow_bps``, ``rebalance``), when given,
+    must be the ones the workflow was started with (`ConfigError` otherwise): its variants are
+    compared with one another, so they are all measured alike.
 
     The home folder is never created here. What each damaged file means:
 
@@ -360,6 +376,7 @@ def resume_workflow(
     root = resolve_home(None if home is None else str(home), create=False)
     state = StateManager.load(workflow_id, root)
     settings = _read_settings(workflow_dir(root, workflow_id))
+    _same_costs(workflow_id, settings, costs or {})
     if state.state.status == "FAILED" and state.state.current_phase != "FAILED":
         # Interrupted by an exception or a signal, not abandoned by routing: carry on.
         try:
@@ -370,6 +387,28 @@ def resume_workflow(
                 raise
             raise err from exc
     return _run(state, settings, executor, on_event, resuming=True, unconfined=unconfined)
+
+
+_COST_DEFAULTS: dict[str, object] = {
+    "commission": 0.001, "slippage_bps": 0.0, "borrow_bps": 0.0, "rebalance": "bar",
+}
+"""What a workflow without the key in its settings was measured with (the defaults of the
+time: before --borrow-bps and --rebalance existed, no borrow and a constant weight)."""
+
+
+def _same_costs(workflow_id: str, settings: Mapping[str, Any],
+                given: Mapping[str, object]) -> None:
+    for key, value in given.items():
+        if value is None:
+            continue
+        kept = settings.get(key, _COST_DEFAULTS[key])
+        if value != kept:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"workflow {workflow_id} was started with {flag} {kept}; its costs cannot "
+                f"change on resume (its variants would not compare): drop {flag}, or start "
+                "a new run"
+            )
 
 
 # --- damaged files ---------------------------------------------------------------------------
@@ -415,7 +454,9 @@ def _settings_problem(settings: Any) -> str | None:
     folder = settings.get("strategies_dir")
     if folder is not None and not isinstance(folder, str):
         return "damaged (strategies_dir is not a folder name)"
-    for key in ("commission", "slippage_bps"):
+    if settings.get("rebalance", "bar") not in REBALANCE:
+        return "damaged (rebalance is not 'change' or 'bar')"
+    for key in ("commission", "slippage_bps", "borrow_bps"):
         value = settings.get(key, 0.0)
         if (isinstance(value, bool) or not isinstance(value, int | float)
                 or not math.isfinite(value) or value < 0):

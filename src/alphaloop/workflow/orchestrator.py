@@ -122,6 +122,29 @@ def limit_failure(error: str | None) -> tuple[str, str | None] | None:
     return None
 
 
+LOOKS_PER_EXPERIMENT = 1
+"""Holdout looks an experiment (one batch of variants) may take: its best candidate's."""
+
+
+def _holdout_rank(r: ExperimentRecord) -> tuple[float, float, str]:
+    """Sort key, best first: in-sample Sharpe, then gate score, then the variant (stable)."""
+    return (*_rank_of(r.gate_score or 0.0, r.metrics.get("sharpe_ratio"))[1:], r.variant_id)
+
+
+def _rank_of(score: float, sharpe: object) -> tuple[float, float, float]:
+    """Sort key of a variant, best first: a pass (score >= 1) before any fail; among passes
+    the higher in-sample Sharpe (what the holdout test will judge), then the score; among
+    fails the score (how close it came)."""
+    value = float(sharpe) if isinstance(sharpe, int | float) and math.isfinite(sharpe) else None
+    if score >= 1.0:
+        return (0.0, -(value if value is not None else -math.inf), -score)
+    return (1.0, -score, 0.0)
+
+
+def _best_rank(r: ExperimentRecord) -> tuple[float, float, float]:
+    return _rank_of(r.gate_score or 0.0, r.metrics.get("sharpe_ratio"))
+
+
 @dataclass
 class Parts:
     """Everything the orchestrator drives, passed in by the caller."""
@@ -138,6 +161,10 @@ class Parts:
     n_variants: int = 8
     commission: float = 0.001
     slippage_bps: float = 0.0
+    borrow_bps: float = 0.0
+    """Annual fee on short notional, basis points (``--borrow-bps``)."""
+    rebalance: str = "change"
+    """The engine's position model: units held ("change") or constant weight ("bar")."""
     unconfined_ok: bool = False
     """Where the kernel cannot confine strategy code, run it anyway (all code is alphaloop's
     own, or the user passed --unconfined); see `BacktestTask.unconfined_ok`."""
@@ -416,6 +443,8 @@ class Orchestrator:
             check_lookahead=not holdout,
             commission=self.p.commission,
             slippage_bps=self.p.slippage_bps,
+            borrow_bps=self.p.borrow_bps,
+            rebalance=self.p.rebalance,
             unconfined_ok=self.p.unconfined_ok,
         )
 
@@ -593,14 +622,23 @@ class Orchestrator:
 
     # -- holdout ----------------------------------------------------------------------------
     def _holdout(self, exp_id: str, candidates: list[ExperimentRecord]) -> dict[str, HoldoutLook]:
-        """Run each in-sample candidate once on the holdout, the best first, while looks are
-        left (`Parts.max_holdout_looks`); {variant key: its look, judged} for every holdout
-        look of the workflow. Writes no state: the looks are counted from the records in the
-        routing write."""
+        """Run the experiment's best in-sample candidate once on the holdout, if looks are left
+        (`Parts.max_holdout_looks`); {variant key: its look, judged} for every holdout look of
+        the workflow. Writes no state: the looks are counted from the records in the routing
+        write.
+
+        One look per experiment (`LOOKS_PER_EXPERIMENT`), not one per candidate: every look
+        raises the bar for all later ones (Bonferroni, ``1 - alpha / K``), and a batch's
+        passers are mostly neighbours of its best. The best is the highest in-sample Sharpe
+        ratio (the statistic the holdout test judges), then the gate score: the gate score
+        averages margins, so a variant far over ``num_trades>=10`` would outrank a better one.
+        The others stay unlooked, which routing reads as not passed."""
         done = {self._key(r): r for r in self.p.tracker.records(sample="holdout")}
+        looked_here = sum(1 for r in done.values() if r.experiment_id == exp_id)
         todo = [c for c in candidates if self._key(c) not in done]
-        left = max(0, self.p.max_holdout_looks - len(done))
-        todo = sorted(todo, key=lambda r: -(r.gate_score or 0.0))[:left]
+        left = max(0, min(self.p.max_holdout_looks - len(done),
+                          LOOKS_PER_EXPERIMENT - looked_here))
+        todo = sorted(todo, key=_holdout_rank)[:left]
         if todo:
             props = {c.task_id: self._proposal(c) for c in todo}
             tasks = [self._task(exp_id, c.variant_id, props[c.task_id], holdout=True) for c in todo]
@@ -715,6 +753,8 @@ class Orchestrator:
             eval_start=self.holdout_first if sample == "holdout" else None,
             commission=self.p.commission,
             slippage_bps=self.p.slippage_bps,
+            borrow_bps=self.p.borrow_bps,
+            rebalance=self.p.rebalance,
         )
 
     def _dsr(self, result: dict[str, Any], trials: list[float]) -> float | None:
@@ -735,14 +775,15 @@ class Orchestrator:
 
     def _trials(self, exclude: str | None = None) -> list[float]:
         """Annualised in-sample Sharpe of every variant backtested so far (for the DSR), but
-        those of experiment ``exclude``."""
+        those of experiment ``exclude``. A variant whose Sharpe is undefined (it never traded,
+        or its returns never varied) is a trial all the same, with a Sharpe of 0; one whose
+        backtest failed measured nothing and is not."""
         out = []
         for r in self._history():
-            if r.experiment_id == exclude:
+            if r.experiment_id == exclude or not r.metrics:
                 continue
             v = r.metrics.get("sharpe_ratio")
-            if v is not None and math.isfinite(v):
-                out.append(float(v))
+            out.append(float(v) if v is not None and math.isfinite(v) else 0.0)
         return out
 
     def _view(self, r: ExperimentRecord, holdout: dict[str, HoldoutLook]) -> IterationRecord:
@@ -825,9 +866,14 @@ class Orchestrator:
         scored = [r for r in records if r.gate_score is not None and not self._peeks(r)]
         if not scored:
             return {}
-        best = max(scored, key=lambda r: r.gate_score or 0.0)
-        old = (s.best_strategy or {}).get("gate_score")
-        if old is None or (best.gate_score or 0.0) > float(old):  # type: ignore[arg-type]
+        best = min(scored, key=_best_rank)
+        old = s.best_strategy or {}
+        if old.get("gate_score") is None:
+            better = True
+        else:
+            was = _rank_of(float(old["gate_score"]), (s.best_metrics or {}).get("sharpe_ratio"))
+            better = _best_rank(best) < was
+        if better:
             return {
                 "best_strategy": {**self._strategy_dict(best), "gate_score": best.gate_score},
                 "best_metrics": dict(best.metrics),
@@ -870,6 +916,12 @@ class Orchestrator:
             "alpha": self.p.alpha,
             "max_holdout_looks": self.p.max_holdout_looks,
             "min_trades": self.p.min_trades,
+            "costs": {
+                "commission": self.p.commission,
+                "slippage_bps": self.p.slippage_bps,
+                "borrow_bps": self.p.borrow_bps,
+                "rebalance": self.p.rebalance,
+            },
             # why the best in-sample variant failed in-sample (empty when it passed)
             "best_failed_criteria": failed,
             # variants that passed the gate but not the evidence floor: in-sample (they never
