@@ -162,6 +162,8 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
             f"costs: commission {costs.get('commission')} per side, slippage "
             f"{costs.get('slippage_bps')} bps, borrow {costs.get('borrow_bps')} bps a year; "
             f"positions: {model}", markup=False, highlight=False)
+    if result.get("llm"):
+        console.print(_llm_line(result["llm"]), markup=False, highlight=False)
     console.print("lessons:")
     for lesson in result["lessons_learned"]:
         console.print(f"  - {_safe(lesson)}", markup=False, highlight=False)
@@ -169,6 +171,68 @@ def _summary(console: Console, result: dict[str, Any], home: str) -> None:
         f"records: {home}/workflows/{result['workflow_id']}/ and "
         f"{home}/experiments/  (alphaloop show {result['workflow_id']})"
     )
+
+
+def _llm_line(llm: dict[str, Any]) -> str:
+    """The result's ``llm`` object in one line."""
+    return (f"language model: {_safe(llm.get('provider'))}:{_safe(llm.get('model'))}, "
+            f"{llm.get('calls', 0)} calls ({llm.get('replayed_calls', 0)} replayed), "
+            f"{llm.get('prompt_tokens', 0):,} prompt + {llm.get('completion_tokens', 0):,} "
+            f"completion tokens, {llm.get('fallbacks', 0)} fallbacks to the offline agents, "
+            f"{llm.get('rejected_strategies', 0)} written strategies rejected")
+
+
+def _llm_of_state(s: Any) -> dict[str, Any] | None:
+    """The ``llm`` object of a workflow from its state (None offline)."""
+    kept = s.llm
+    if not kept:
+        return None
+    provider, _, model = str(kept.get("spec", "")).partition(":")
+    b = kept.get("budget") or {}
+    return {"provider": provider, "model": model, "calls": b.get("calls", 0),
+            "prompt_tokens": b.get("prompt_tokens", 0),
+            "completion_tokens": b.get("completion_tokens", 0),
+            "replayed_calls": b.get("replayed_calls", 0),
+            "fallbacks": kept.get("fallbacks", 0),
+            "rejected_strategies": kept.get("rejected_strategies", 0)}
+
+
+_ROLES = {"You are the research agent.": "researcher",
+          "You are the strategy writer.": "strategy writer",
+          "You are the bug fixer.": "bug fixer",
+          "You are the failure-analysis agent.": "failure analyst",
+          "You are the trajectory-analysis agent.": "trajectory analyst"}
+
+
+def _print_exchanges(console: Console, path: Any) -> None:
+    """Every exchange in the workflow's record store, oldest first: the role, the request's
+    last message, the reply and what became of it."""
+    from alphaloop.agents.llm import ExchangeStore
+
+    if not path.exists():
+        console.print("no language-model exchanges (the workflow ran without --llm)")
+        return
+    with ExchangeStore(path) as store:
+        exchanges = store.exchanges()
+    for x in exchanges:
+        system = next((m["content"] for m in x.messages if m["role"] == "system"), "")
+        role = next((r for k, r in _ROLES.items() if k in system), "model")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(x.created))
+        head = f"--- exchange {x.id}, {role}, {x.spec}, {when} UTC"
+        if x.reply is not None:
+            head += (f", {x.reply.prompt_tokens} + {x.reply.completion_tokens} tokens, "
+                     f"{x.reply.latency_s:.2f} s")
+        console.print(head, markup=False, highlight=False)
+        console.print(f"asked ({len(x.messages)} messages; the last):", markup=False,
+                      highlight=False)
+        console.print(_safe(x.messages[-1]["content"]), markup=False, highlight=False)
+        if x.reply is not None:
+            console.print("replied:", markup=False, highlight=False)
+            console.print(_safe(x.reply.text), markup=False, highlight=False)
+        else:
+            console.print(f"failed: {_safe(x.error)}", markup=False, highlight=False)
+        if x.outcome:
+            console.print(f"outcome: {_safe(x.outcome)}", markup=False, highlight=False)
 
 
 def _looks(tracker: Any, workflow_id: str, root: Any) -> dict[tuple[str, str], Any]:
@@ -390,6 +454,29 @@ def run(
             "factor). Windows too short for that many trades are refused.",
         ),
     ] = 10,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            "--llm",
+            help="PROVIDER:MODEL (openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, "
+            "ollama:llama3.1): language-model agents research, write new strategies and "
+            "advise routing, each falling back to its offline agent (docs/llm.md). The key "
+            "comes from OPENAI_API_KEY / ANTHROPIC_API_KEY and is never stored.",
+        ),
+    ] = None,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option("--llm-base-url", help="Endpoint address (default: OPENAI_BASE_URL / "
+                     "ANTHROPIC_BASE_URL, else the provider's)."),
+    ] = None,
+    llm_max_calls: Annotated[
+        int, typer.Option("--llm-max-calls", help="Most model calls in the workflow.")
+    ] = 100,
+    llm_max_tokens: Annotated[
+        int,
+        typer.Option("--llm-max-tokens", help="Most prompt + completion tokens in the "
+                     "workflow."),
+    ] = 300_000,
 ) -> None:
     """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
     from alphaloop.backtest.engine import check_costs
@@ -437,6 +524,8 @@ def run(
         borrow_bps=borrow_bps,
         rebalance=rebalance,
         adjust=not no_adjust,
+        **({"llm": llm, "llm_base_url": llm_base_url, "llm_max_calls": llm_max_calls,
+            "llm_max_tokens": llm_max_tokens} if llm is not None else {}),
     )
 
 
@@ -546,6 +635,11 @@ def status(
 def show(
     workflow_id: Annotated[str, typer.Argument(help="Workflow to show.")],
     home: HomeOpt = None,
+    llm: Annotated[
+        bool,
+        typer.Option("--llm", help="Print each language-model exchange (request, reply, "
+                     "outcome) instead of the tree."),
+    ] = False,
 ) -> None:
     """The experiment tree: each record's gate result and the action taken."""
     from rich.tree import Tree
@@ -558,6 +652,14 @@ def show(
     root = resolve_home(home, create=False)  # showing never creates a home folder
     st = StateManager.load(workflow_id, root)
     s = st.state
+    if llm:
+        from alphaloop.workflow.api import LLM_DB
+
+        _print_exchanges(_out(), st.dir / LLM_DB)
+        return
+    summary = _llm_of_state(s)
+    if summary is not None:
+        _out().print(_llm_line(summary), markup=False, highlight=False)
     tree = Tree(
         f"[bold]{escape(_safe(workflow_id))}[/] {escape(_safe(s.ticker))} "
         f"{escape(_safe(s.timeframe))} — {s.status} ({s.current_phase})"

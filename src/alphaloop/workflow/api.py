@@ -40,6 +40,7 @@ from alphaloop.execution.task_runner import run_task
 from alphaloop.workflow.gate import DEFAULT_MIN_TRADES, QualityCriteria, check_min_trades
 from alphaloop.workflow.orchestrator import (
     Event,
+    LLMSetup,
     Orchestrator,
     Parts,
     WorkflowResult,
@@ -156,6 +157,9 @@ def _assemble(
     wid = state.state.workflow_id
     strategies = load_strategies(settings.get("strategies_dir"))
     user = [s.name for s in strategies.values() if not s.is_library]
+    llm = settings.get("llm")
+    if llm:  # code a model writes is not the library's: it runs confined, like a user's
+        user.append(f"written by {llm['spec']}")
     if not unconfined:
         require_kernel(user)
     # A resumed workflow that has experiments must find its records: an empty tracker made in
@@ -194,8 +198,36 @@ def _assemble(
         # without kernel confinement, alphaloop's own code (the library and the refinements
         # it writes) still runs; a user's code only with --unconfined
         unconfined_ok=unconfined or not user,
+        llm=_llm_setup(state, llm) if llm else None,
     )
     return Orchestrator(parts, on_event=on_event)
+
+
+def _llm_setup(state: StateManager, llm: Mapping[str, Any]) -> LLMSetup:
+    """The workflow's language model (``settings.json``'s ``llm``): the adapter, its budget
+    (continued from the state on a resume) and the record store ``llm.db`` in the workflow's
+    folder, stacked by `guard`."""
+    from alphaloop.agents.llm import Budget, ExchangeStore, guard, parse_spec
+
+    adapter = parse_spec(llm["spec"], base_url=llm.get("base_url"))
+    kept = (state.state.llm or {}).get("budget")
+    budget = (Budget.from_dict(kept) if isinstance(kept, dict) else
+              Budget(int(llm.get("max_calls", 100)), int(llm.get("max_tokens", 300_000))))
+    store = ExchangeStore(state.dir / LLM_DB)
+    return LLMSetup(spec=adapter.spec, model=guard(adapter, budget=budget, store=store),
+                    budget=budget, store=store)
+
+
+LLM_DB = "llm.db"
+"""The record store of a workflow's language-model exchanges, in its folder."""
+
+
+def check_llm(spec: str, base_url: str | None = None) -> None:
+    """One tiny call (`alphaloop llm check`'s) before a workflow is created: an unreachable
+    endpoint, a rejected key or an unknown model is a one-line error naming the fix."""
+    from alphaloop.agents.llm import check
+
+    check(spec, base_url=base_url)
 
 
 def run_workflow(
@@ -223,8 +255,17 @@ def run_workflow(
     max_holdout_looks: int = DEFAULT_MAX_HOLDOUT_LOOKS,
     adjust: bool = True,
     min_trades: int = DEFAULT_MIN_TRADES,
+    llm: str | None = None,
+    llm_base_url: str | None = None,
+    llm_max_calls: int = 100,
+    llm_max_tokens: int = 300_000,
 ) -> WorkflowResult:
     """Run a new workflow to its end and return its result (see `Orchestrator.result`).
+
+    ``llm`` (``PROVIDER:MODEL``, optional): the language-model roles take part (docs/llm.md),
+    within ``llm_max_calls`` calls and ``llm_max_tokens`` tokens, at ``llm_base_url`` if
+    given; the endpoint is checked with one tiny call before anything is created. Kept with
+    the workflow (never a key): `resume_workflow` uses the same model and continues the count.
 
     ``alpha``: significance level of the holdout test over all looks (`workflow.significance`;
     1 switches it off, unsafe); ``max_holdout_looks``: looks the workflow may take before it
@@ -271,12 +312,23 @@ def run_workflow(
         "min_trades": min_trades,
         "adjust": adjust,
     }
+    if llm is not None:
+        if llm_max_calls < 0 or llm_max_tokens < 0:
+            raise ConfigError("--llm-max-calls and --llm-max-tokens must be >= 0")
+        from alphaloop.agents.llm._spec import split_spec
+
+        split_spec(llm)
+        settings["llm"] = {"spec": llm.strip(), "base_url": llm_base_url,
+                           "max_calls": llm_max_calls, "max_tokens": llm_max_tokens}
     # fail on bad data, dates or user strategies before creating anything
     split_bars(ticker, timeframe, data_path, start, end, in_sample_fraction, adjust=adjust,
                min_trades=min_trades)
     strategies = load_strategies(strategies_dir)
     if not unconfined:
-        require_kernel([s.name for s in strategies.values() if not s.is_library])
+        require_kernel([s.name for s in strategies.values() if not s.is_library]
+                       + ([f"written by {llm}"] if llm is not None else []))
+    if llm is not None:
+        check_llm(llm, llm_base_url)
     try:
         # settings.json is written before the state: a workflow with a state always has it
         state = StateManager.create(
@@ -317,6 +369,7 @@ def _run(
     own = executor is None
     executor = executor or LocalPool()
     wid = state.state.workflow_id
+    orchestrator = None
     try:
         orchestrator = _assemble(
             state, settings, executor, on_event, resuming=resuming, unconfined=unconfined
@@ -338,6 +391,8 @@ def _run(
             raise
         raise err from exc
     finally:
+        if orchestrator is not None and orchestrator.p.llm is not None:
+            orchestrator.p.llm.store.close()
         if own:
             executor.close()
 
@@ -473,6 +528,13 @@ def _settings_problem(settings: Any) -> str | None:
             return "damaged (min_trades is not a count >= 1)"
     if not isinstance(settings.get("adjust", True), bool):
         return "damaged (adjust is not true or false)"
+    llm = settings.get("llm")
+    if llm is not None and not (
+            isinstance(llm, dict) and isinstance(llm.get("spec"), str)
+            and isinstance(llm.get("base_url"), str | None)
+            and all(isinstance(llm.get(k, 0), int) and not isinstance(llm.get(k, 0), bool)
+                    and llm.get(k, 0) >= 0 for k in ("max_calls", "max_tokens"))):
+        return "damaged (llm is not a model spec with its caps)"
     return None
 
 

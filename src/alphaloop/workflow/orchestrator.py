@@ -122,6 +122,9 @@ def limit_failure(error: str | None) -> tuple[str, str | None] | None:
     return None
 
 
+SMOKE_PASSED = "gates passed (1-5: static, smoke backtest, look-ahead)"
+"""The outcome a written strategy's exchange gets once its smoke run passed (gates 4-5)."""
+
 LOOKS_PER_EXPERIMENT = 1
 """Holdout looks an experiment (one batch of variants) may take: its best candidate's."""
 
@@ -179,6 +182,19 @@ class Parts:
     """The evidence floor (``--min-trades``): trades a variant needs in-sample and on the
     holdout, with a losing one among them, whatever the gate; 0 only for a workflow started
     before the floor existed (no floor)."""
+    llm: LLMSetup | None = None
+    """The language model (``--llm``); None: offline, as before."""
+
+
+@dataclass
+class LLMSetup:
+    """A workflow's language model: ``model`` already guarded (`agents.llm.guard`: the
+    ``budget`` outermost, then record/replay in ``store``), its ``PROVIDER:MODEL`` spec."""
+
+    spec: str
+    model: Any
+    budget: Any
+    store: Any
 
 
 WorkflowResult = dict[str, Any]
@@ -227,6 +243,15 @@ class Orchestrator:
         self.holdout_first = bars.index[k].isoformat()
         self.last_date = bars.index[-1].isoformat()
         self.dir = workflow_dir(parts.state.home, s.workflow_id)
+        self.offline_developer = parts.developer
+        self.llm = _LLMRoles(self, parts.llm) if parts.llm is not None else None
+
+    def _complete(self, **changes: Any) -> None:
+        """`StateManager.complete_step`, with the language model's counts when there is one
+        (the budget is persisted at every step, so a resume continues the count)."""
+        if self.llm is not None:
+            changes["llm"] = self.llm.state()
+        self.p.state.complete_step(**changes)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
@@ -238,7 +263,7 @@ class Orchestrator:
                 self.on_event("state", {"state": st.state})
                 self.on_event("phase", {"phase": phase})
                 if phase == "INITIALIZATION":
-                    st.complete_step(current_phase="TOOL_DEVELOPMENT")
+                    self._complete(current_phase="TOOL_DEVELOPMENT")
                 elif phase == "TOOL_DEVELOPMENT":
                     self._tools()
                 elif phase == "RESEARCH_SWARM":
@@ -258,8 +283,8 @@ class Orchestrator:
 
     def _tools(self) -> None:
         """Check every available strategy in a worker: sandbox, compile, run, look-ahead."""
-        names = sorted(self.p.developer.available())
-        props = {n: self.p.developer.default_proposal(n) for n in names}
+        names = sorted(self.offline_developer.available())
+        props = {n: self.offline_developer.default_proposal(n) for n in names}
         tasks = [self._task("tools", n, props[n]) for n in names]
         self.p.queue.enqueue_batch(tasks, exist_ok=True)
         self._drain()
@@ -287,7 +312,7 @@ class Orchestrator:
                 "tool development: excluded "
                 + ", ".join(f"{n} ({tools[n]['problem']})" for n in bad),
             )
-        self.p.state.complete_step(
+        self._complete(
             current_phase="RESEARCH_SWARM",
             pending_action="INITIAL",
             retired_strategies=retired,
@@ -313,14 +338,15 @@ class Orchestrator:
             tools = self._read_json("tools.json")
         except FileNotFoundError:  # only if removed by hand: the queue still has the outcome
             log.warning("%s missing; rebuilding it from the queue", self.dir / "tools.json")
-            tools = self._tools_outcome(sorted(self.p.developer.available()))
+            tools = self._tools_outcome(sorted(self.offline_developer.available()))
             self._write_json("tools.json", tools)
         return [n for n, v in tools.items() if v["ok"]]
 
     def _research(self) -> None:
         n = self.p.state.state.research_iteration
         self._write_json(f"research_{n}.json", self._make_research(n))
-        self.p.state.complete_step(current_phase="STRATEGY_DEVELOPMENT")
+        lessons = self.llm.lessons() if self.llm is not None else []
+        self._complete(current_phase="STRATEGY_DEVELOPMENT", lessons=lessons)
 
     def _research_of(self, n: int) -> dict[str, Any]:
         """``research_<n>.json``; regenerated (same content) if it is missing."""
@@ -330,6 +356,8 @@ class Orchestrator:
             log.warning("%s missing; regenerating it", self.dir / f"research_{n}.json")
             research = self._make_research(n)
             self._write_json(f"research_{n}.json", research)
+            if self.llm is not None:  # replayed from the store; its lessons were written
+                self.llm.forget()
         return research
 
     def _make_research(self, n: int) -> dict[str, Any]:
@@ -359,12 +387,22 @@ class Orchestrator:
         ranked = ranked or usable[:1]
         # A new research round puts families already explored behind fresh ones.
         ranked = [f for f in ranked if f not in tried] + [f for f in ranked if f in tried]
-        return {
+        out = {
             "families": ranked,
             "directive": swarm.directive.model_dump(),
             "findings": [f.model_dump() for f in swarm.findings],
             "reports": [r.model_dump(mode="json") for r in swarm.reports],
         }
+        if self.llm is not None:
+            best: dict[str, float | None] = {}
+            for r in self._history():
+                if r.experiment_id in earlier:
+                    fam, score = r.strategy_name.split("+")[0], r.gate_score
+                    if score is not None and (best.get(fam) is None or score > best[fam]):
+                        best[fam] = score
+                    best.setdefault(fam, None)
+            out.update(self.llm.research(swarm, s.research_directive, best))
+        return out
 
     def _develop(self) -> None:
         s = self.p.state.state
@@ -399,29 +437,54 @@ class Orchestrator:
             in_sample_bars=len(self.in_sample),
         )
         proposals: list[VariantProposal] = []
-        if action == "FIX_BUG":
-            proposals = self.p.developer.propose(
+        exp_id: str | None = None
+        lessons: list[str] = []
+        written = 0
+        if self.llm is not None:
+            exp_id = self.p.tracker.start_experiment(
+                research_iteration=s.research_iteration,
+                strategy_iteration=s.strategy_iteration,
+                description=f"{action}: {self.p.n_variants} variants, new strategies from "
+                f"{self.llm.spec} first",
+            )
+            mine = f"{exp_id}/"
+            written, lessons = self.llm.develop(
+                exp_id, research, DevelopmentInput(
+                    action=action, failing=failing[-self.p.n_variants :],
+                    **{**inp, "history": [p for p in past
+                                          if not p.variant_id.startswith(mine)]}),
+            )
+            # the history now holds the smoke runs: the fill does not repeat them
+            inp["history"] = [
+                self._past(r) for r in self._history()
+                if not self._is_retired(r.strategy_name, r.strategy_code, retired)
+            ]
+        if action == "FIX_BUG" and self.p.n_variants - written > 0:
+            inp["n_variants"] = self.p.n_variants - written
+            proposals = self.developer.propose(
                 DevelopmentInput(action="FIX_BUG", failing=failing[-self.p.n_variants :], **inp)
             )
-        if len(proposals) < self.p.n_variants:
+        if len(proposals) + written < self.p.n_variants:
             fill = "TUNE_PARAMETERS" if action == "FIX_BUG" else action
-            inp["n_variants"] = self.p.n_variants - len(proposals)
-            proposals += self.p.developer.propose(DevelopmentInput(action=fill, **inp))
+            inp["n_variants"] = self.p.n_variants - written - len(proposals)
+            proposals += self.developer.propose(DevelopmentInput(action=fill, **inp))
         proposals = [
             p for p in proposals if not self._is_retired(p.strategy_name, p.strategy_code, retired)
         ]
-        exp_id = self.p.tracker.start_experiment(
-            research_iteration=s.research_iteration,
-            strategy_iteration=s.strategy_iteration,
-            description=f"{action}: {len(proposals)} variants",
-        )
+        if exp_id is None:
+            exp_id = self.p.tracker.start_experiment(
+                research_iteration=s.research_iteration,
+                strategy_iteration=s.strategy_iteration,
+                description=f"{action}: {len(proposals)} variants",
+            )
         self._write_json(f"{exp_id}_proposals.json", [p.model_dump() for p in proposals])
         tasks = [self._task(exp_id, f"v{i:02d}", p) for i, p in enumerate(proposals)]
         self.p.queue.enqueue_batch(tasks, exist_ok=True)
-        self.p.state.complete_step(
+        self._complete(
             current_phase="BACKTESTING",
             current_experiment_id=exp_id,
             active_variants=[t.task_id for t in tasks],
+            lessons=lessons,
         )
 
     def _task(self, exp_id: str, vid: str, p: VariantProposal, *, holdout: bool = False):
@@ -473,7 +536,7 @@ class Orchestrator:
         proposals = [VariantProposal(**d) for d in self._read_json(f"{exp_id}_proposals.json")]
         # earlier experiments' records plus this batch's results: the same list whether or not
         # some of this batch's records were logged before a crash
-        tried = self._trials(exclude=exp_id) + [
+        tried = self._trials(exclude=exp_id) + self._smoke_trials(exp_id) + [
             float(m["sharpe_ratio"])
             for i in range(len(proposals))
             if (res := self.p.queue.get_result(f"{exp_id}_v{i:02d}")) is not None
@@ -484,7 +547,7 @@ class Orchestrator:
             if self.p.tracker.record_for_task(task_id) is None:
                 rec = self._record(exp_id, f"v{i:02d}", task_id, prop, "in_sample", tried)
                 self.p.tracker.log_record(rec)
-        self.p.state.complete_step(
+        self._complete(
             current_phase="QUALITY_GATE",
             variants_tried=len(self._history()),
         )
@@ -537,6 +600,8 @@ class Orchestrator:
             **self._best_changes(records),
         }
         lessons = [decision.lesson] if decision.lesson else []
+        if self.llm is not None:
+            lessons += self.llm.lessons()
         self._apply(decision, ordered, changes, lessons + retire_lessons)
 
     def _apply(
@@ -549,18 +614,17 @@ class Orchestrator:
         """Carry out a routing decision: ONE atomic state write with the next phase, the
         pending action, the counter increment, the lessons and ``changes`` (best strategy,
         holdout looks, retired strategies)."""
-        st = self.p.state
         action = decision.action
         if action == "SUCCESS":
             assert decision.best_index is not None
             best = ordered[decision.best_index]
             changes["best_strategy"] = {**self._strategy_dict(best), "gate_score": best.gate_score}
             changes["best_metrics"] = dict(best.metrics)
-            st.complete_step(
+            self._complete(
                 current_phase="COMPLETED", status="COMPLETED", lessons=lessons, **changes
             )
         elif action == "ABANDON":
-            st.complete_step(
+            self._complete(
                 current_phase="FAILED",
                 status="FAILED",
                 failure_reason=decision.reason,
@@ -568,7 +632,7 @@ class Orchestrator:
                 **changes,
             )
         elif action == "REFINE_RESEARCH":
-            st.complete_step(
+            self._complete(
                 advance="research",
                 current_phase="RESEARCH_SWARM",
                 pending_action=action,
@@ -576,7 +640,7 @@ class Orchestrator:
                 **changes,
             )
         else:
-            st.complete_step(
+            self._complete(
                 advance="strategy",
                 current_phase="STRATEGY_DEVELOPMENT",
                 pending_action=action,
@@ -770,6 +834,22 @@ class Orchestrator:
         except ValueError:
             return None
 
+    @property
+    def developer(self) -> OptunaDeveloper:
+        """Who proposes variants: the strategy writer with --llm (its ``propose`` is the
+        offline developer's, over the strategies it wrote too), else the offline one."""
+        return self.llm.writer if self.llm is not None else self.p.developer  # type: ignore[return-value]
+
+    def _smoke_trials(self, exp_id: str) -> list[float]:
+        """Annualised Sharpe of experiment ``exp_id``'s smoke runs of written strategies
+        (variants ``g<k>``; none offline): trials like any other variant."""
+        out = []
+        for r in self.p.tracker.records(exp_id):
+            if r.variant_id.startswith("g") and r.metrics:
+                v = r.metrics.get("sharpe_ratio")
+                out.append(float(v) if v is not None and math.isfinite(v) else 0.0)
+        return out
+
     def _history(self) -> list[ExperimentRecord]:
         return self.p.tracker.records(sample="in_sample")
 
@@ -938,6 +1018,8 @@ class Orchestrator:
             "in_sample": [self.first_date[:10], self.last_in_sample[:10]],
             "holdout": [self.holdout_first[:10], self.last_date[:10]],
         }
+        if self.llm is not None:
+            out["llm"] = self.llm.summary()
         if s.status != "COMPLETED":
             out["reason"] = s.failure_reason
         # in words, when significance or the evidence floor is what failed on the holdout: the
@@ -976,3 +1058,186 @@ def home_path(home: str | Path | None) -> Path:
     from alphaloop.execution import resolve_home
 
     return resolve_home(None if home is None else str(home))
+
+
+class _LLMRoles:
+    """The five language-model roles of one workflow (``--llm``), wired into the phases:
+    the researcher after the swarm, the strategy writer (and its bug fixer) before the
+    batch, the two analysts in routing. Each falls back to its offline agent; every step's
+    outcome becomes a lesson when it did, and the counts go into the state's ``llm``."""
+
+    def __init__(self, orch: Orchestrator, setup: LLMSetup) -> None:
+        from alphaloop.agents.llm.prompts import Blind, DataBrief
+        from alphaloop.agents.llm.roles import (
+            LLMFailureAnalyst,
+            LLMResearcher,
+            LLMTrajectoryAnalyzer,
+            StrategyWriter,
+        )
+
+        self.orch = orch
+        self.spec = setup.spec
+        self.budget = setup.budget
+        self.store = setup.store
+        s = orch.p.state.state
+        self.blind = Blind.for_run(s.ticker, orch.in_sample.index, data_path=s.data_path)
+        self.data = DataBrief(bars=len(orch.in_sample), bars_per_year=orch.bars_per_year,
+                              timeframe=s.timeframe)
+        common: dict[str, Any] = {"blind": self.blind, "store": self.store, "seed": s.seed}
+        self.researcher = LLMResearcher(setup.model, timeframe=s.timeframe, **common)
+        self.writer = StrategyWriter(setup.model, orch.p.developer, **common)
+        router = orch.p.router
+        self.failure = LLMFailureAnalyst(setup.model, router.failure_analyst, **common)
+        self.trajectory = LLMTrajectoryAnalyzer(setup.model, router.trajectory_advisor,
+                                                **common)
+        orch.p.router = RoutingEngine(router.state, self.failure, self.trajectory)
+        kept = s.llm or {}
+        self.fallbacks = int(kept.get("fallbacks", 0))
+        self.rejected = int(kept.get("rejected_strategies", 0))
+
+    # -- counts ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What the state keeps (written at every step)."""
+        return {"spec": self.spec, "budget": self.budget.to_dict(),
+                "fallbacks": self.fallbacks, "rejected_strategies": self.rejected}
+
+    def summary(self) -> dict[str, Any]:
+        """The result's ``llm`` object."""
+        from alphaloop.agents.llm._spec import split_spec
+
+        provider, model = split_spec(self.spec)
+        b = self.budget.to_dict()
+        return {"provider": provider, "model": model, "calls": b["calls"],
+                "prompt_tokens": b["prompt_tokens"],
+                "completion_tokens": b["completion_tokens"],
+                "replayed_calls": b["replayed_calls"], "fallbacks": self.fallbacks,
+                "rejected_strategies": self.rejected}
+
+    def _outcomes(self) -> list[Any]:
+        return [*self.researcher.take_outcomes(), *self.writer.take_outcomes(),
+                *self.failure.take_outcomes(), *self.trajectory.take_outcomes()]
+
+    def lessons(self) -> list[str]:
+        """The lessons of every role step since the last call (the offline agent took the
+        step, and why), counted as fallbacks and rejections."""
+        out = []
+        for o in self._outcomes():
+            self.rejected += int(o.kind == "gate")
+            if o.fallback:
+                self.fallbacks += 1
+                out.append(o.lesson())
+        return [x for x in out if x]
+
+    def forget(self) -> None:
+        """Drop the outcomes of steps whose lessons were already written (a regenerated
+        research file)."""
+        self._outcomes()
+
+    # -- phases ------------------------------------------------------------------------------
+    def research(self, swarm: Any, directive: str,
+                 tried: dict[str, float | None]) -> dict[str, Any]:
+        """The researcher's hypotheses for this round, with the sanitised findings they cite
+        (kept in ``research_<n>.json`` for the writer)."""
+        from alphaloop.agents.llm.prompts import ResearchBrief
+
+        brief = ResearchBrief.from_swarm(swarm, self.data, self.blind, directive=directive,
+                                         tried=tried)
+        hypotheses = self.researcher.hypothesize(brief)
+        return {"hypotheses": [h.model_dump() for h in hypotheses],
+                "brief_findings": [f.model_dump() for f in brief.findings]}
+
+    def develop(self, exp_id: str, research: dict[str, Any], inp: DevelopmentInput
+                ) -> tuple[int, list[str]]:
+        """New code from the writer, each piece smoke-tested in a worker on the in-sample
+        bars with the look-ahead check (gates 4 and 5; task ``<exp>_g<k>``, logged as an
+        in-sample record of ``exp_id``); a rejection sent back once; a pass joins its family
+        and is that strategy's default variant. Returns the passes and the phase's lessons."""
+        from alphaloop.agents.llm import codegate
+        from alphaloop.agents.llm.prompts import FindingBrief, Hypothesis
+        from alphaloop.agents.llm.roles import WriterContext
+
+        ctx = WriterContext(
+            data=self.data,
+            hypotheses=[Hypothesis(**h) for h in research.get("hypotheses", [])],
+            findings=[FindingBrief(**f) for f in research.get("brief_findings", [])],
+            analysis=self._analysis(), base=self._base(), errors=self._errors(inp))
+        candidates = self.writer.write(inp, ctx)
+        passed, k, rejected = 0, 0, []
+        for first in candidates:
+            c: Any = first
+            for attempt in range(2):
+                verdict = self._smoke(exp_id, f"g{k:02d}", c)
+                k += 1
+                if self.store is not None and c.key:
+                    self.store.set_outcome(
+                        c.key, SMOKE_PASSED if verdict.passed else verdict.outcome())
+                if verdict.passed:
+                    self.writer.join(c)
+                    passed += 1
+                    break
+                rejected.append(verdict)
+                if attempt == 1:
+                    self.rejected += 1  # the fix failed too (a None fix is noted by the writer)
+                    break
+                c = self.writer.resubmit(c, verdict, inp)
+                if c is None:
+                    break
+        lessons = self.lessons()
+        if rejected:
+            lessons.append(f"language model, strategy writer: {codegate.lesson(rejected)}")
+        return passed, lessons
+
+    def _smoke(self, exp_id: str, vid: str, c: Any) -> Any:
+        from alphaloop.agents.llm.codegate import task_verdict
+
+        o = self.orch
+        task = o._task(exp_id, vid, c.proposal)
+        o.p.queue.enqueue_batch([task], exist_ok=True)
+        o._drain()
+        result = o.p.queue.get_result(task.task_id)
+        error = None if result is not None else (o.p.queue.get_error(task.task_id) or "failed")
+        if o.p.tracker.record_for_task(task.task_id) is None:
+            own = [] if result is None or result["metrics"].get("sharpe_ratio") is None else [
+                float(result["metrics"]["sharpe_ratio"])]
+            trials = o._trials(exclude=exp_id) + o._smoke_trials(exp_id) + own
+            o.p.tracker.log_record(o._record(exp_id, vid, task.task_id, c.proposal,
+                                             "in_sample", trials))
+        return task_verdict(c.name, result, error, code_hash=c.code_hash)
+
+    def _analysis(self) -> Any:
+        """The last routing decision's failure analysis, if any."""
+        from alphaloop.agents.protocols import FailureAnalysis
+
+        last = self.orch.p.state.state.current_experiment_id
+        for e in self.orch.p.tracker.experiments():
+            if e.experiment_id == last and e.action_details:
+                d = e.action_details.get("failure_analysis")
+                if isinstance(d, dict):
+                    try:
+                        return FailureAnalysis(**d)
+                    except ValueError:
+                        return None
+        return None
+
+    def _base(self) -> Any:
+        """The best in-sample record so far, as agents may see it (to refine)."""
+        o = self.orch
+        scored = [r for r in o._history() if r.gate_score is not None and not r.error
+                  and not o._peeks(r)]
+        if not scored:
+            return None
+        best = min(scored, key=_best_rank)
+        return o._view(best, {look.variant: look for look in o.looks()})
+
+    def _errors(self, inp: DevelopmentInput) -> dict[str, str]:
+        """The exact error (or look-ahead finding) of each failing variant, by variant id."""
+        failing = {p.variant_id for p in inp.failing}
+        out = {}
+        for r in self.orch._history():
+            key = f"{r.experiment_id}/{r.variant_id}"
+            if key in failing:
+                text = r.error or "; ".join(f for f in r.failed_criteria
+                                            if f.startswith("look-ahead"))
+                if text:
+                    out[key] = text
+        return out

@@ -26,6 +26,7 @@ boolean ``holdout_failed``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -166,7 +167,13 @@ class RoutingEngine:
                 best_score=stats.best,
                 families_tried=sorted({r.family_name for r in everything}),
             )
-            advice = self.trajectory_advisor.analyze_trajectory(summary, stats)
+            if "scores" in inspect.signature(
+                    self.trajectory_advisor.analyze_trajectory).parameters:
+                # a model-backed advisor reads the scores themselves, not only their statistics
+                advice = self.trajectory_advisor.analyze_trajectory(  # type: ignore[call-arg]
+                    summary, stats, scores=scores)
+            else:
+                advice = self.trajectory_advisor.analyze_trajectory(summary, stats)
             details["trajectory_analysis"] = advice.model_dump()
             if advice.next_action == "ABANDON":
                 return RoutingDecision(

@@ -251,6 +251,9 @@ class WorkflowState(BaseModel):
         default_factory=dict,
         description="Strategy family -> sha256 of the code that hit the time or memory limit "
         "on two attempts; a retired family (or code) is never proposed again in the workflow")
+    llm: JsonObject | None = Field(
+        default=None, description="With --llm: the language-model budget (caps and counts, "
+        "`Budget.to_dict`), fallbacks and rejected strategies so far; None offline")
     step: int = Field(default=0, ge=0, description="Orchestrator steps completed")
     revision: int = Field(default=0, ge=0, description="Bumped on every persisted write")
 
