@@ -65,6 +65,25 @@ def generate_positions(data, size=1.0, short_side=True):
 '''
 
 
+PEEKING = '''\
+"""Long into the first weekday bar, short into the last, read off the next bar's date."""
+
+import numpy as np
+import pandas as pd
+
+PARAMETERS = {
+    "size": {"default": 1.0, "low": 0.5, "high": 1.0},
+}
+
+
+def generate_positions(data, size=1.0):
+    day = pd.Series(np.asarray(data.index.dayofweek, dtype=float), index=data.index)
+    following = day.shift(-1).fillna(-1.0).to_numpy()
+    pos = np.where(following == 0, size, 0.0)
+    return pd.Series(np.where(following == 4, -size, pos), index=data.index)
+'''
+
+
 def _reply_text(request: Request) -> str:
     """What the scripted model says, by role (the system message names it)."""
     messages = request.body.get("messages") or []
@@ -78,10 +97,13 @@ def _reply_text(request: Request) -> str:
                           "and the last one falls on average",
             "evidence": stats[:1], "family": "new",
             "mechanism": "hold long during the first weekday bar and short during the last"}]})
-    if "You are the strategy writer." in system or "You are the bug fixer." in system:
+    if "You are the strategy writer." in system:
         if len(messages) == 2:  # a first answer without the code: the writer asks again
             return "I would trade the weekday drift: long into the first bar, short the last."
-        return f"Here is the strategy.\n\n```python\n{STRATEGY}```\n"
+        # then code that peeks at the next bar: rejected at gate 5, sent to the bug fixer
+        return f"Here is the strategy.\n\n```python\n{PEEKING}```\n"
+    if "You are the bug fixer." in system:
+        return f"Fixed: decided from bar t's own weekday.\n```python\n{STRATEGY}```"
     if "You are the failure-analysis agent." in system:
         return json.dumps({"recommendation": "TUNE_PARAMETERS",
                            "reasoning": "the best variant nearly passes; tune it",
@@ -93,8 +115,9 @@ def _reply_text(request: Request) -> str:
 
 class Model:
     """The scripted model on a loopback server: counts each distinct request (the record
-    key's ingredients); with ``hold`` set, the writer's second request (asked again after an
-    unusable first answer: the first is stored by then) is held until ``release``."""
+    key's ingredients); with ``hold`` set, the bug fixer's request (the writer's two
+    exchanges are stored by then, and its code was smoke-tested) is held until
+    ``release``."""
 
     def __init__(self, server: LLMServer) -> None:
         self.server = server
@@ -113,8 +136,8 @@ class Model:
                           body.get("response_format")], sort_keys=True)
         with self.lock:
             self.asked[key] += 1
-            hold = (self.hold and not self.held.is_set() and len(messages) > 2
-                    and "You are the strategy writer." in messages[0]["content"])
+            hold = (self.hold and not self.held.is_set()
+                    and "You are the bug fixer." in messages[0]["content"])
             if hold:
                 self.held_key = key
                 self.held.set()
@@ -205,19 +228,22 @@ def test_run_with_a_model_finds_the_weekday_edge_and_survives_a_kill(
     assert whole["holdout_significance"]["verdict"] == "passed"
     llm = whole["llm"]
     assert (llm["provider"], llm["model"]) == ("openai", "scripted")
-    assert llm["calls"] == 3 and llm["replayed_calls"] == 0 and llm["fallbacks"] == 0
+    assert llm["calls"] == 4 and llm["replayed_calls"] == 0 and llm["fallbacks"] == 0
+    assert llm["rejected_strategies"] == 0  # the look-ahead was fixed
+    assert any("rejected at gate 5 (lookahead)" in x for x in whole["lessons_learned"])
     assert llm["prompt_tokens"] == 400 * llm["calls"]
     assert model.repeated() == []
 
-    # the same run, SIGKILLed in the middle of STRATEGY_DEVELOPMENT (the writer's first
-    # exchange stored, its second in flight), then resumed: the phase is replayed
+    # the same run, SIGKILLed in the middle of STRATEGY_DEVELOPMENT (the writer's exchanges
+    # stored, its code smoke-tested and rejected, the fix in flight), then resumed: the
+    # phase is replayed
     model.asked.clear()
     model.hold = True
     home = tmp_path / "b"
     proc = subprocess.Popen(_run_args(model.server, data_file, home), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert model.held.wait(300), "the writer was never asked again"
+        assert model.held.wait(300), "the bug fixer was never asked"
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -228,7 +254,7 @@ def test_run_with_a_model_finds_the_weekday_edge_and_survives_a_kill(
                                "--home", str(home), "--json", "--workers", "2"])
     assert code == 0 and resumed is not None, err[-2000:]
     _same(whole, resumed)
-    assert resumed["llm"]["replayed_calls"] == 1  # the writer's first answer
+    assert resumed["llm"]["replayed_calls"] == 2  # the writer's two answers
     # every exchange stored before the kill was replayed, not asked again (the one in
     # flight, never answered, was asked again)
     assert model.repeated() == [model.held_key]
@@ -243,7 +269,8 @@ def test_run_with_a_model_finds_the_weekday_edge_and_survives_a_kill(
                            env=_env())
     assert convo.returncode == 0
     assert "researcher" in convo.stdout and "strategy writer" in convo.stdout
-    assert f"outcome: {SMOKE_PASSED}" in convo.stdout
+    assert f"outcome: {SMOKE_PASSED}" in convo.stdout and "bug fixer" in convo.stdout
+    assert "outcome: rejected at gate 5 (lookahead)" in convo.stdout
     assert "outcome: invalid: the reply holds no ```python block" in convo.stdout
     assert "def generate_positions" in convo.stdout
 
