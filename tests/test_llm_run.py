@@ -269,6 +269,8 @@ def test_run_with_a_model_finds_the_weekday_edge_and_survives_a_kill(
                            env=_env())
     assert convo.returncode == 0
     assert "researcher" in convo.stdout and "strategy writer" in convo.stdout
+    assert "=== RESEARCH_SWARM (research 0, strategy 0)" in convo.stdout
+    assert "=== STRATEGY_DEVELOPMENT (research 0, strategy 0)" in convo.stdout
     assert f"outcome: {SMOKE_PASSED}" in convo.stdout and "bug fixer" in convo.stdout
     assert "outcome: rejected at gate 5 (lookahead)" in convo.stdout
     assert "outcome: invalid: the reply holds no ```python block" in convo.stdout

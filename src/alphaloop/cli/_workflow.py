@@ -205,8 +205,8 @@ _ROLES = {"You are the research agent.": "researcher",
 
 
 def _print_exchanges(console: Console, path: Any) -> None:
-    """Every exchange in the workflow's record store, oldest first: the role, the request's
-    last message, the reply and what became of it."""
+    """Every exchange in the workflow's record store, oldest first, under the step that
+    asked it: the role, the request's last message, the reply and what became of it."""
     from alphaloop.agents.llm import ExchangeStore
 
     if not path.exists():
@@ -214,7 +214,12 @@ def _print_exchanges(console: Console, path: Any) -> None:
         return
     with ExchangeStore(path) as store:
         exchanges = store.exchanges()
+    step = None
     for x in exchanges:
+        if x.step != step:
+            step = x.step
+            console.print(f"=== {_safe(step or 'step not recorded')}", markup=False,
+                          highlight=False)
         system = next((m["content"] for m in x.messages if m["role"] == "system"), "")
         role = next((r for k, r in _ROLES.items() if k in system), "model")
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(x.created))

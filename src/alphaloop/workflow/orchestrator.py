@@ -260,6 +260,10 @@ class Orchestrator:
         try:
             while st.state.status == "RUNNING":
                 phase = st.state.current_phase
+                if self.llm is not None:  # each exchange is kept with the step that asked
+                    s = st.state
+                    self.llm.store.step = (f"{phase} (research {s.research_iteration}, "
+                                           f"strategy {s.strategy_iteration})")
                 self.on_event("state", {"state": st.state})
                 self.on_event("phase", {"phase": phase})
                 if phase == "INITIALIZATION":

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     usage_reported INTEGER,
     latency_s REAL,
     error TEXT,
-    outcome TEXT
+    outcome TEXT,
+    step TEXT
 );
 CREATE INDEX IF NOT EXISTS exchanges_key ON exchanges (key);
 PRAGMA user_version = 1;
@@ -88,6 +89,8 @@ class Exchange(BaseModel):
     error: str | None
     outcome: str | None
     """What the caller made of the reply (``valid``, ``invalid: ...``, a gate's verdict)."""
+    step: str | None = None
+    """The caller's step when it was recorded (`ExchangeStore.step`), e.g. a workflow phase."""
 
 
 class ExchangeStore:
@@ -108,6 +111,12 @@ class ExchangeStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.executescript(_SCHEMA)
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(exchanges)")}
+            if "step" not in columns:  # a store written before exchanges had a step
+                self._conn.execute("ALTER TABLE exchanges ADD COLUMN step TEXT")
+        self.step: str | None = None
+        """Written with every exchange recorded from now on (the workflow's phase), so a
+        conversation can be read step by step; not part of the key."""
 
     def close(self) -> None:
         with self._lock:
@@ -136,15 +145,15 @@ class ExchangeStore:
                None if schema is None else _canonical(schema), seed, max_tokens,
                r and r.text, r and r.finish_reason, r and r.mode, r and r.prompt_tokens,
                r and r.completion_tokens, None if r is None else int(r.usage_reported),
-               r and r.latency_s, error)
+               r and r.latency_s, error, self.step)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.execute(
                     "INSERT INTO exchanges (key, spec, created, messages, schema, seed, "
                     "max_tokens, text, finish_reason, mode, prompt_tokens, completion_tokens, "
-                    "usage_reported, latency_s, error) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    "usage_reported, latency_s, error, step) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -161,13 +170,13 @@ class ExchangeStore:
         """Every exchange, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT id, created, messages, schema, seed, max_tokens, error, outcome, "
+                f"SELECT id, created, messages, schema, seed, max_tokens, error, outcome, step, "
                 f"{_REPLY} FROM exchanges ORDER BY id").fetchall()
-        return [Exchange(id=r[0], key=r[8], spec=r[9], created=r[1],
+        return [Exchange(id=r[0], key=r[9], spec=r[10], created=r[1],
                          messages=json.loads(r[2]),
                          reply_schema=None if r[3] is None else json.loads(r[3]), seed=r[4],
-                         max_tokens=r[5], error=r[6], outcome=r[7],
-                         reply=None if r[6] is not None else _reply(r[8:], replayed=False))
+                         max_tokens=r[5], error=r[6], outcome=r[7], step=r[8],
+                         reply=None if r[6] is not None else _reply(r[9:], replayed=False))
                 for r in rows]
 
 
