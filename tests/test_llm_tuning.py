@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from alphaloop.agents.development import (
     DevelopmentInput,
     OptunaDeveloper,
@@ -246,11 +244,6 @@ def test_a_written_strategy_with_no_trades_does_not_join(tmp_path: Path) -> None
     assert NAME not in w2.available()
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "bug: OptunaDeveloper._unfitted recurses without end on a name that is neither a base "
-    "strategy nor base+refinement; StrategyWriter.propose reaches it when the best-ranked "
-    "strategy of the history is a written one that never joined (its smoke run made no "
-    "trade, yet its record has a gate score)"))
 def test_tuning_after_a_written_strategy_that_made_no_trade(tmp_path: Path) -> None:
     run = Run(tmp_path)
     never = WEEKDAY.replace('"default": 4, "low": 0, "high": 4', '"default": 5, "low": 5, '

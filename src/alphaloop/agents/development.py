@@ -318,6 +318,9 @@ class OptunaDeveloper:
             return self._strategies[name]
         if (name, bars_per_year) not in self._refined:
             base, _, refinement = name.rpartition("+")
+            if not base:
+                raise KeyError(f"unknown strategy {name!r}: neither a base strategy of this "
+                               "developer nor base+refinement")
             self._refined[name, bars_per_year] = refine(
                 self._unfitted(base, bars_per_year), refinement, bars_per_year / 252.0
             )
@@ -381,11 +384,13 @@ class OptunaDeveloper:
         fresh = [f for f in families if f not in tried]
         return (refined[:1] + fresh[:1] + refined[1:2]) or [best]
 
-    @staticmethod
-    def _ranked(history: Sequence[PastResult]) -> list[str]:
+    def _ranked(self, history: Sequence[PastResult]) -> list[str]:
+        """Names in the history best gate score first, those this developer can build only
+        (a strategy a model wrote that never joined, or a user file since removed, is not)."""
         best: dict[str, float] = {}
         for r in history:
-            if r.gate_score is not None and not r.lookahead:
+            if (r.gate_score is not None and not r.lookahead
+                    and r.strategy_name.split("+")[0] in self._strategies):
                 best[r.strategy_name] = max(best.get(r.strategy_name, -1e9), r.gate_score)
         return sorted(best, key=lambda n: (-best[n], n))
 
