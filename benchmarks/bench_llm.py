@@ -32,7 +32,7 @@ parsing, gates), plus the smoke backtest.
 2. The smoke backtest (gate 4, with gate 5's look-ahead check): one written strategy's task,
    built as ``Orchestrator._task`` builds it (the in-sample window, ``check_lookahead``,
    confined: a model's code is never trusted), through the real execution path as the
-   orchestrator's ``_LLMRoles._smoke`` runs it: enqueued in a `TaskQueue`, run by a
+   orchestrator's ``LLMRoles._smoke`` (`workflow._llm_roles`) runs it: enqueued in a `TaskQueue`, run by a
    `LocalPool` that is already up (the run's), the result read back and judged by
    ``codegate.task_verdict``. Each repeat is new code, so a new confined strategy process.
    The pool's cold start (its first task) is printed separately. Not included: writing the

@@ -33,7 +33,7 @@ import pytest
 from _llm_server import OK_TEXT, LLMServer, Request, error, isolate, openai_ok
 from alphaloop.agents.llm.prompts import audit_request, forbidden_terms
 from alphaloop.data import synthetic
-from alphaloop.workflow.orchestrator import SMOKE_PASSED
+from alphaloop.workflow._llm_roles import SMOKE_PASSED
 
 TICKER = "WKDAY"
 N_BARS = 1500

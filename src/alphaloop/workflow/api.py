@@ -37,10 +37,10 @@ from alphaloop.execution import (
 from alphaloop.execution._home import storage_error
 from alphaloop.execution._jail import require_kernel
 from alphaloop.execution.task_runner import run_task
+from alphaloop.workflow._llm_roles import LLMSetup
 from alphaloop.workflow.gate import DEFAULT_MIN_TRADES, QualityCriteria, check_min_trades
 from alphaloop.workflow.orchestrator import (
     Event,
-    LLMSetup,
     Orchestrator,
     Parts,
     WorkflowResult,
