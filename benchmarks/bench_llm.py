@@ -31,8 +31,8 @@ parsing, gates), plus the smoke backtest.
    input; the analysts': the rule-based ones), and the same step without the record store.
 2. The smoke backtest (gate 4, with gate 5's look-ahead check): one written strategy's task,
    built as ``Orchestrator._task`` builds it (the in-sample window, ``check_lookahead``,
-   confined: a model's code is never trusted), through the real execution path as the
-   orchestrator's ``LLMRoles._smoke`` (`workflow._llm_roles`) runs it: enqueued in a `TaskQueue`, run by a
+   confined: a model's code is never trusted), through the real execution path as
+   ``LLMRoles._smoke`` (`workflow._llm_roles`) runs it: enqueued in a `TaskQueue`, run by a
    `LocalPool` that is already up (the run's), the result read back and judged by
    ``codegate.task_verdict``. Each repeat is new code, so a new confined strategy process.
    The pool's cold start (its first task) is printed separately. Not included: writing the
