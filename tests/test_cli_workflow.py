@@ -90,12 +90,13 @@ def test_run_without_a_passing_strategy_exits_1_with_a_summary(tmp_path: Path) -
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
-    proc = alphaloop(*args, home=tmp_path)
+    home = tmp_path / "home"
+    proc = alphaloop(*args, home=home)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
-    assert not list(tmp_path.glob("workflows/*")), "bad input must not leave a workflow behind"
+    assert not home.exists(), "bad input must not leave a home folder (or a workflow) behind"
 
 
 SLOW = '''"""Deliberately slow, so the run can be interrupted mid-batch."""

@@ -498,7 +498,8 @@ def run(
     check_costs(commission, slippage_bps, borrow_bps, rebalance)  # before any worker starts
     if alpha >= 1.0:
         err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
-    root = str(resolve_home(home))
+    # run_workflow creates the home folder once every input is checked (bad input leaves none)
+    root = str(resolve_home(home, create=False))
     executor = make_executor(
         backend, workers=workers, scheduler=scheduler, task_timeout=task_timeout
     )

@@ -298,7 +298,6 @@ def run_workflow(
     check_min_trades(min_trades)
     # one line naming the cost that cannot be right
     check_costs(commission, slippage_bps, borrow_bps, rebalance)
-    root = resolve_home(None if home is None else str(home))
     settings = {
         "criteria": criteria.to_expressions(),
         "n_variants": n_variants,
@@ -329,6 +328,8 @@ def run_workflow(
                        + ([f"written by {llm}"] if llm is not None else []))
     if llm is not None:
         check_llm(llm, llm_base_url)
+    # only now, with every input checked, is the home folder created
+    root = resolve_home(None if home is None else str(home))
     try:
         # settings.json is written before the state: a workflow with a state always has it
         state = StateManager.create(
