@@ -71,6 +71,32 @@ def lookahead_problem(dates: list[str]) -> str:
     )
 
 
+def _check_warmup(warmup_from: str | None, start: str | None) -> object:
+    """The first measured date for --warmup-from (None without it); `ConfigError` in one
+    line unless it comes with a later --start."""
+    if warmup_from is None:
+        return None
+    import pandas as pd
+
+    if start is None:
+        raise ConfigError("--warmup-from needs --start: the date trading and measuring begin")
+    stamps = []
+    for flag, text in (("--warmup-from", warmup_from), ("--start", start)):
+        try:
+            stamp = pd.Timestamp(text)
+        except (TypeError, ValueError):
+            stamp = pd.NaT
+        if pd.isna(stamp):
+            raise ConfigError(f"bad {flag} date {text!r}; use YYYY-MM-DD")
+        if stamp.tzinfo is not None:  # the data's dates are UTC, without a zone
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        stamps.append(stamp)
+    lo, hi = stamps
+    if not lo < hi:
+        raise ConfigError(f"--warmup-from {warmup_from} must be before --start {start}")
+    return hi
+
+
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Argument(help="Library strategy name or path to a .py file.")],
@@ -78,6 +104,14 @@ def backtest(
     timeframe: Annotated[str, typer.Option(help="Bar size: 1h, 4h, 1d, 1w, 1mo.")] = "1d",
     start: Annotated[str | None, typer.Option(help="First date (inclusive).")] = None,
     end: Annotated[str | None, typer.Option(help="Last date (inclusive).")] = None,
+    warmup_from: Annotated[
+        str | None,
+        typer.Option(
+            "--warmup-from",
+            help="Compute indicators from this date, before --start, but trade and measure "
+            "from --start on (as a workflow's holdout runs do).",
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Parameter override name=value.")
     ] = None,
@@ -144,12 +178,20 @@ def backtest(
         check_costs(commission, slippage_bps, borrow_bps, rebalance)
         strat = load_strategy(strategy)  # read, not run: it runs only in the confined process
         params = strat.resolve_params(_parse_overrides(param or []))
-        bars = slice_dates(load(ticker, timeframe, data, adjust=not no_adjust), start, end)
+        eval_start = _check_warmup(warmup_from, start)
+        bars = slice_dates(load(ticker, timeframe, data, adjust=not no_adjust),
+                           warmup_from or start, end)
+        if eval_start is not None:
+            k = int(bars.index.searchsorted(eval_start))
+            if k >= len(bars):
+                raise ConfigError(f"no bars between --start {start} and --end {end or 'the end'}")
+            eval_start = bars.index[k].isoformat()
         check_confinement(unconfined, [] if strat.is_library else [strat.name])
     except BaseException:
         host.close()
         raise
     first, last = bars.index[0].isoformat(), bars.index[-1].isoformat()
+    shown_first = eval_start or first
     task = strategy_task(
         strat,
         "backtest",
@@ -166,6 +208,7 @@ def backtest(
         borrow_bps=borrow_bps,
         rebalance=rebalance,
         check_lookahead=lookahead_check,
+        eval_start=eval_start,
     )
     fn = run_task_full if full else run_task
     try:
@@ -185,7 +228,7 @@ def backtest(
             parameters=params,
             ticker=ticker.upper(),
             timeframe=timeframe,
-            start=first,
+            start=shown_first,
             end=last,
             bars=len(bars),
             commission=commission,
@@ -193,12 +236,15 @@ def backtest(
             borrow_bps=borrow_bps,
             rebalance=rebalance,
         )
+        if eval_start is not None:
+            payload.update(warmup_from=first)
         if full:
             payload.update(trades=result["trades"], equity=result["equity"])
         typer.echo(json.dumps(payload, default=str))
         return
     name = escape(clean_message(strat.name, 80))
-    table = Table(title=f"{name} on {ticker.upper()} {timeframe}  {first[:10]} .. {last[:10]}")
+    table = Table(title=f"{name} on {ticker.upper()} {timeframe}  {shown_first[:10]} .. {last[:10]}"
+                  + (f"  (warm-up from {first[:10]})" if eval_start else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():

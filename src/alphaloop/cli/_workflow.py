@@ -253,6 +253,17 @@ def _looks(tracker: Any, workflow_id: str, root: Any) -> dict[tuple[str, str], A
             for h in holdout_looks(tracker.records(sample="holdout"), alpha)}
 
 
+def _winner_metrics(metrics: Any) -> str:
+    """The holdout numbers printed next to the winner."""
+    shown = []
+    for key in ("sharpe_ratio", "total_return", "max_drawdown", "num_trades"):
+        value = metrics.get(key)
+        text = "n/a" if value is None else str(value) if isinstance(value, int) else (
+            f"{value:.4f}")
+        shown.append(f"{key.removesuffix('_ratio')} {text}")
+    return "holdout: " + ", ".join(shown)
+
+
 def _floor_line(result: dict[str, Any]) -> str | None:
     """How many variants passed the gate but not the evidence floor, in words (None if
     none did)."""
@@ -646,8 +657,15 @@ def show(
         typer.Option("--llm", help="Print each language-model exchange (request, reply, "
                      "outcome) instead of the tree."),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the whole workflow (state, settings, gate, "
+                     "experiments, variants, records, holdout looks, result, lessons) as one "
+                     "JSON document."),
+    ] = False,
 ) -> None:
-    """The experiment tree: each record's gate result and the action taken."""
+    """The experiment tree: each record's gate result and the action taken; the winner is
+    marked, with its holdout metrics."""
     from rich.tree import Tree
 
     from alphaloop.execution import resolve_home
@@ -656,8 +674,16 @@ def show(
     from alphaloop.workflow.tracker import TRACKER_DB, ExperimentTracker
 
     root = resolve_home(home, create=False)  # showing never creates a home folder
+    if as_json:
+        from alphaloop.cli._export import workflow_document
+
+        typer.echo(json.dumps(workflow_document(workflow_id, home), allow_nan=False,
+                              indent=1))
+        return
     st = StateManager.load(workflow_id, root)
     s = st.state
+    best = s.best_strategy or {}
+    winner = (best.get("experiment_id"), best.get("variant_id")) if best.get("code") else None
     if llm:
         from alphaloop.workflow.api import LLM_DB
 
@@ -705,13 +731,21 @@ def show(
                                     f"{look.threshold:.3f})")
                     score = "-" if r.gate_score is None else f"{r.gate_score:.3f}"
                     params = ", ".join(f"{k}={v}" for k, v in r.parameters.items())
+                    star = ""
+                    if (e.experiment_id, v.variant_id) == winner:
+                        star = " [bold green]★ winner[/]"
+                        if r.sample == "holdout":
+                            star += " " + escape(_winner_metrics(r.metrics))
                     leaf = branch.add(
                         f"{escape(_safe(v.variant_id))} {escape(f'[{r.sample}]')} "
                         f"{escape(_safe(f'{r.strategy_name}({params})'))} {verdict} "
-                        f"score {score}"
+                        f"score {score}{star}"
                     )
                     for why in (r.failed_criteria or ())[:4]:
                         leaf.add(f"[dim]{escape(_safe(why))}[/]")
                     if r.error:
                         leaf.add(f"[dim]{escape(_safe(r.error))}[/]")
     _out().print(tree)
+
+
+from alphaloop.cli import _export  # noqa: E402,F401  (registers `alphaloop export`)
