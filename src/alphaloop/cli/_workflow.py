@@ -747,5 +747,3 @@ def show(
                         leaf.add(f"[dim]{escape(_safe(r.error))}[/]")
     _out().print(tree)
 
-
-from alphaloop.cli import _export  # noqa: E402,F401  (registers `alphaloop export`)
