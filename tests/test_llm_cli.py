@@ -8,24 +8,15 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from _llm_server import SECRET_OPENAI, LLMServer, error, isolate
+from _llm_server import SECRET_OPENAI, LLMServer, error
 from alphaloop.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    isolate(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def server() -> Iterator[LLMServer]:
-    with LLMServer() as srv:
-        yield srv
+# every test runs with the keys and endpoints cleared (conftest: llm_env, server)
+pytestmark = pytest.mark.usefixtures("llm_env")
 
 
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

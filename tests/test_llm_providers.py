@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +21,6 @@ from _llm_server import (
     anthropic_ok,
     error,
     hang,
-    isolate,
     openai_chat,
     openai_ok,
 )
@@ -43,15 +42,8 @@ SCHEMA = {"title": "Ping", "type": "object", "properties": {"ok": {"type": "bool
           "required": ["ok"]}
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    isolate(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def server() -> Iterator[LLMServer]:
-    with LLMServer() as srv:
-        yield srv
+# every test runs with the keys and endpoints cleared (conftest: llm_env, server)
+pytestmark = pytest.mark.usefixtures("llm_env")
 
 
 class Provider:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -19,7 +18,6 @@ from _llm_server import (
     LLMServer,
     anthropic_chat,
     error,
-    isolate,
     openai_chat,
     openai_ok,
 )
@@ -44,15 +42,8 @@ class Ping(BaseModel):
     ok: bool
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    isolate(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def server() -> Iterator[LLMServer]:
-    with LLMServer() as srv:
-        yield srv
+# every test runs with the keys and endpoints cleared (conftest: llm_env, server)
+pytestmark = pytest.mark.usefixtures("llm_env")
 
 
 @pytest.fixture
