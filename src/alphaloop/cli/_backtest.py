@@ -18,7 +18,9 @@ from rich.table import Table
 
 from alphaloop.cli import app
 from alphaloop.cli._limits import (
+    BorrowOpt,
     MemoryOpt,
+    RebalanceOpt,
     TimeoutOpt,
     UnconfinedOpt,
     check_confinement,
@@ -119,16 +121,8 @@ def backtest(
         float, typer.Option(help="Commission, fraction of traded notional per side.")
     ] = 0.001,
     slippage_bps: Annotated[float, typer.Option(help="Slippage per side, basis points.")] = 0.0,
-    borrow_bps: Annotated[
-        float, typer.Option(help="Annual fee on short notional, basis points, accrued per bar.")
-    ] = 0.0,
-    rebalance: Annotated[
-        str,
-        typer.Option(
-            help="'change': hold units until the target changes (as brokers do); 'bar': "
-            "constant weight, rebalanced at every open and close at the same cost.",
-        ),
-    ] = "change",
+    borrow_bps: BorrowOpt = 0.0,
+    rebalance: RebalanceOpt = "change",
     data: Annotated[
         str | None, typer.Option("--data", help="CSV/Parquet file or folder of them.")
     ] = None,

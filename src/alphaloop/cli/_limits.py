@@ -31,6 +31,21 @@ MemoryOpt = Annotated[
         "2GiB, 512MiB (exit 2 when exceeded).",
     ),
 ]
+BorrowOpt = Annotated[
+    float,
+    typer.Option(
+        "--borrow-bps",
+        help="Annual fee on short notional, basis points, accrued per bar (default 0).",
+    ),
+]
+RebalanceOpt = Annotated[
+    str,
+    typer.Option(
+        "--rebalance",
+        help="'change': hold units until the target changes, as brokers do (default); "
+        "'bar': constant weight, rebalanced at every open and close at the same cost.",
+    ),
+]
 UnconfinedOpt = Annotated[
     bool,
     typer.Option(

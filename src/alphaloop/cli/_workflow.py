@@ -26,7 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from alphaloop.cli import app, err_console
-from alphaloop.cli._limits import UnconfinedOpt, check_confinement
+from alphaloop.cli._limits import BorrowOpt, RebalanceOpt, UnconfinedOpt, check_confinement
 from alphaloop.errors import AlphaloopError, clean_message
 
 HomeOpt = Annotated[
@@ -431,20 +431,8 @@ def run(
     slippage_bps: Annotated[
         float, typer.Option("--slippage-bps", help="Slippage per side, basis points.")
     ] = 0.0,
-    borrow_bps: Annotated[
-        float,
-        typer.Option(
-            "--borrow-bps",
-            help="Annual fee on short notional, basis points, accrued per bar (default 0).",
-        ),
-    ] = 0.0,
-    rebalance: Annotated[
-        str,
-        typer.Option(
-            help="'change': hold units until the target changes, as brokers do (default); "
-            "'bar': constant weight, rebalanced at every open and close at the same cost.",
-        ),
-    ] = "change",
+    borrow_bps: BorrowOpt = 0.0,
+    rebalance: RebalanceOpt = "change",
     alpha: Annotated[
         float,
         typer.Option(
