@@ -100,7 +100,7 @@ def test_export_round_trip_reproduces_in_sample_and_holdout(
 
 def test_tuned_values_become_the_parameters_defaults() -> None:
     from alphaloop.backtest._source import inspect_source, library_source, with_parameters
-    from alphaloop.cli._export import _tuned
+    from alphaloop.workflow.document import _tuned
 
     code = library_source("sma_crossover")
     raw = inspect_source(code, "sma").raw_parameters

@@ -663,7 +663,7 @@ def show(
 
     root = resolve_home(home, create=False)  # showing never creates a home folder
     if as_json:
-        from alphaloop.cli._export import workflow_document
+        from alphaloop.workflow.document import workflow_document
 
         typer.echo(json.dumps(workflow_document(workflow_id, home), allow_nan=False,
                               indent=1))
