@@ -78,7 +78,7 @@ STATUS_WORDS: dict[str, str] = {
 process is gone, as `workflow.api.process_alive` sees it)."""
 
 ACTION_WORDS: dict[str, str] = {
-    "SUCCESS": "done: it is the winner",
+    "SUCCESS": "keeping it as the winner",
     "TUNE_PARAMETERS": "tuning the parameters",
     "FIX_BUG": "fixing the bug",
     "REFINE_ALGORITHM": "trying a different algorithm",
@@ -132,17 +132,16 @@ METRIC_WORDS: dict[str, str] = {
 }
 """Every metric a gate can judge (`workflow.gate.METRIC_DIRECTIONS`) in words."""
 
-GATE_SCORE_DEFINITION = (
-    "gate score: how a variant fares against the gate; 1 to 3 = every criterion passes "
-    "(higher = wider margins), below 0 = one fails (the mean shortfall relative to each "
-    "threshold; -2 at worst)"
-)
-"""One line defining the gate score (`workflow.gate.evaluate`)."""
+GATE_SCORE_DEFINITION = "gate score: 1 to 3 = passed, below 0 = failed; higher = better margins"
+"""One line defining the gate score (`workflow.gate.evaluate`: a pass scores 1 + the mean
+margin over the criteria, in [1, 3]; a fail the mean shortfall relative to each threshold, in
+[-2, 0); so a higher score is always nearer the gate or further past it). Short enough for an
+80-column panel."""
 
 DEFLATED_SHARPE_IN_SAMPLE = Term(
     "in-sample deflated Sharpe",
-    "the chance that the best in-sample Sharpe is real, given how many variants were tried "
-    "(each trial raises the Sharpe that luck alone reaches)",
+    "the chance that the best in-sample Sharpe is real given how many variants were tried, "
+    "as each trial raises the Sharpe that luck alone reaches",
 )
 """The deflated Sharpe ratio of the best variant over every in-sample trial of the workflow
 (Bailey & López de Prado 2014; `workflow._dsr`)."""
