@@ -7,7 +7,9 @@ processes load it in ~0.2 s) and ``nogil=True`` (threads may run backtests in pa
 
 The engine calls `first_invalid`, then `backtest` (`run`, which needs the arrays) or
 `backtest_stats` (`run_arrays`, which needs only the statistics: boxing nine arrays back into
-Python costs ~2 us, a tenth of a backtest).
+Python costs ~2 us, a tenth of a backtest). A parameter grid (`alphaloop.backtest.grid`) checks
+the prices once and calls `backtest_stats_many` on all its columns at once; every path runs the
+same `simulate_into` and `summarize`.
 """
 
 from __future__ import annotations
@@ -115,10 +117,28 @@ def simulate(open_, close, target, cost, borrow, every_bar):  # pragma: no cover
     t_side = np.empty(n, dtype=np.int8)
     t_ret = np.empty(n)
     t_open = np.zeros(n, dtype=np.bool_)
+    k, traded = simulate_into(
+        open_, close, target, cost, borrow, every_bar,
+        ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open,
+    )
+    return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
+
+
+@njit(cache=True, nogil=True)
+def simulate_into(
+    open_, close, target, cost, borrow, every_bar,
+    ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open,
+):  # pragma: no cover - compiled
+    """`simulate` writing into the caller's arrays (length n each; reused across the columns
+    of a grid, so every element the results are read from is written here); (n_trades, traded).
+    """
+    n = close.shape[0]
     k = 0
     traded = 0.0
     if n == 0:
-        return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
+        return k, traded
+    held[0] = 0.0
+    ret[0] = 0.0
     equity[0] = 1.0
     cash = 1.0
     units = 0.0
@@ -143,6 +163,7 @@ def simulate(open_, close, target, cost, borrow, every_bar):  # pragma: no cover
                 t_exit[k] = t
                 t_side[k] = sp
                 t_ret[k] = max(e / base, 0.0) - 1.0
+                t_open[k] = False
                 k += 1
                 y = 0.0
                 units = 0.0
@@ -179,8 +200,14 @@ def simulate(open_, close, target, cost, borrow, every_bar):  # pragma: no cover
                 t_exit[k] = t
                 t_side[k] = side
                 t_ret[k] = -1.0
+                t_open[k] = False
                 k += 1
-            return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
+            equity[t] = 0.0
+            for u in range(t + 1, n):  # nothing is held after ruin
+                held[u] = 0.0
+                ret[u] = 0.0
+                equity[u] = 0.0
+            return k, traded
         equity[t] = e
         ret[t] = e / prev - 1.0
         prev = e
@@ -191,7 +218,7 @@ def simulate(open_, close, target, cost, borrow, every_bar):  # pragma: no cover
         t_ret[k] = prev / base - 1.0
         t_open[k] = True
         k += 1
-    return ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open, k, traded
+    return k, traded
 
 
 @njit(cache=True, nogil=True)
@@ -283,3 +310,56 @@ def backtest_stats(open_, close, target, cost, borrow, every_bar):  # pragma: no
         open_, close, target, cost, borrow, every_bar
     )
     return summarize(ret, equity, held, t_ret, k, traded)
+
+
+@njit(cache=True, nogil=True)
+def first_bad_target(target):  # pragma: no cover - compiled
+    """(code, bar) of the first NaN or out-of-range target, or (OK, -1) (prices not looked at)."""
+    bad = False
+    for t in range(target.shape[0]):  # branch-free pass first, as in `first_invalid`
+        z = target[t]
+        bad |= (z != z) | (abs(z) > 1.0)
+    if not bad:
+        return OK, -1
+    for t in range(target.shape[0]):
+        z = target[t]
+        if z != z:
+            return NAN_TARGET, t
+        if abs(z) > 1.0:
+            return OUT_OF_RANGE, t
+    return OK, -1
+
+
+@njit(cache=True, nogil=True)
+def backtest_stats_many(
+    open_, close, targets, cost, borrow, every_bar, stats, codes, bars
+):  # pragma: no cover - compiled
+    """`backtest_stats` of every row of ``targets`` (k x n, one parameter set per row) in one
+    call, the work arrays allocated once. Prices must have been checked (`first_invalid`).
+
+    Writes row j's statistics to ``stats[j]`` (k x N_STATS), or, for a row with a NaN or
+    out-of-range target, its `first_bad_target` code and bar to ``codes[j]`` and ``bars[j]``
+    (``codes[j]`` is OK otherwise). The arithmetic is `backtest_stats`'s, so each row's
+    statistics are the ones a single run of that row gives, to the last bit.
+    """
+    n = close.shape[0]
+    held = np.zeros(n)
+    ret = np.zeros(n)
+    equity = np.zeros(n)
+    t_entry = np.empty(n, dtype=np.int64)
+    t_exit = np.empty(n, dtype=np.int64)
+    t_side = np.empty(n, dtype=np.int8)
+    t_ret = np.empty(n)
+    t_open = np.zeros(n, dtype=np.bool_)
+    for j in range(targets.shape[0]):
+        w = targets[j]
+        code, bar = first_bad_target(w)
+        codes[j] = code
+        bars[j] = bar
+        if code != OK:
+            continue
+        k, traded = simulate_into(
+            open_, close, w, cost, borrow, every_bar,
+            ret, equity, held, t_entry, t_exit, t_side, t_ret, t_open,
+        )
+        stats[j, :] = summarize(ret, equity, held, t_ret, k, traded)

@@ -61,6 +61,7 @@ __all__ = [
     "bbands",
     "clear_memo",
     "crossover_side",
+    "crossover_sides",
     "donchian",
     "ema",
     "latch",
@@ -455,6 +456,44 @@ def crossover_side(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return _jit(_crossover_loop)(x, y, np.empty(x.shape[0]))
 
 
+def _crossover_rows(table, first, second, out):  # pragma: no cover - compiled
+    for r in range(out.shape[0]):  # `_crossover_loop` on table[first[r]], table[second[r]]
+        x = table[first[r]]
+        y = table[second[r]]
+        row = out[r]
+        last = 0.0
+        crossed = False
+        for t in range(row.shape[0]):
+            d = x[t] - y[t]
+            side = 1.0 if d > 0.0 else (-1.0 if d < 0.0 else 0.0)
+            if side != 0.0:
+                if last != 0.0 and side != last:
+                    crossed = True
+                last = side
+            row[t] = last if crossed else 0.0
+    return out
+
+
+def crossover_sides(table: ArrayLike, first: ArrayLike, second: ArrayLike) -> np.ndarray:
+    """`crossover_side` of many pairs at once, for strategies that take arrays of parameters.
+
+    ``table`` is a 2-D array of series, one per row (e.g. ``np.stack([sma(close, n) for n in
+    windows])``); ``first`` and ``second`` are equal-length integer arrays of row numbers.
+    Returns a ``(len(first), n_bars)`` array whose row ``r`` is
+    ``crossover_side(table[first[r]], table[second[r]])``, value for value.
+    """
+    tab = np.ascontiguousarray(table, dtype=np.float64)
+    i = np.ascontiguousarray(first, dtype=np.int64)
+    j = np.ascontiguousarray(second, dtype=np.int64)
+    if tab.ndim != 2 or i.ndim != 1 or i.shape != j.shape:
+        raise ValueError(f"crossover_sides needs a 2-D table and two row-number arrays of one "
+                         f"length, got shapes {tab.shape}, {i.shape} and {j.shape}")
+    rows = tab.shape[0]
+    if i.size and (min(i.min(), j.min()) < 0 or max(i.max(), j.max()) >= rows):
+        raise ValueError(f"crossover_sides: row numbers must lie in [0, {rows})")
+    return _jit(_crossover_rows)(tab, i, j, np.empty((i.shape[0], tab.shape[1])))
+
+
 def _latch_loop(long_entry, long_exit, short_entry, short_exit, out):  # pragma: no cover - compiled
     state = 0.0
     for t in range(out.shape[0]):
@@ -465,6 +504,20 @@ def _latch_loop(long_entry, long_exit, short_entry, short_exit, out):  # pragma:
         elif short_entry[t] and not long_entry[t]:
             state = -1.0
         out[t] = state
+    return out
+
+
+def _latch_rows(long_entry, long_exit, short_entry, short_exit, out):  # pragma: no cover - compiled
+    for r in range(out.shape[0]):  # `_latch_loop` on each row
+        state = 0.0
+        for t in range(out.shape[1]):
+            if (state > 0.0 and long_exit[r, t]) or (state < 0.0 and short_exit[r, t]):
+                state = 0.0
+            if long_entry[r, t] and not short_entry[r, t]:
+                state = 1.0
+            elif short_entry[r, t] and not long_entry[r, t]:
+                state = -1.0
+            out[r, t] = state
     return out
 
 
@@ -503,14 +556,17 @@ def warm_up() -> None:
         crossover_side(a, b)
     latch(x > 1.5, x < 1.2, x < 1.1, x > 1.9)
     latch(x > 1.5, x < 1.2)
+    rows = np.stack([x, ro])
+    latch(rows > 1.5, rows < 1.2, rows < 1.1, rows > 1.9)
+    crossover_sides(rows, np.array([0, 1]), np.array([1, 0]))
 
 
-def _bool_array(x: ArrayLike | None, n: int, what: str) -> np.ndarray:
+def _bool_array(x: ArrayLike | None, shape: tuple[int, ...], what: str) -> np.ndarray:
     if x is None:
-        return np.zeros(n, dtype=np.bool_)
+        return np.zeros(shape, dtype=np.bool_)
     a = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
-    if a.shape != (n,):
-        raise ValueError(f"latch: {what} has shape {a.shape}, expected ({n},)")
+    if a.shape != shape:
+        raise ValueError(f"latch: {what} has shape {a.shape}, expected {shape}")
     if a.dtype != np.bool_:
         # NaN (e.g. a comparison against a warm-up NaN done in float) counts as "no signal".
         a = np.nan_to_num(a.astype(np.float64), nan=0.0) != 0.0
@@ -530,10 +586,17 @@ def latch(
     short (a reversal if the opposite side was held). Entries on both sides at once cancel (no
     new position). Signals are boolean arrays (NaN counts as false); omitted short signals mean
     long-only. Causal: bar ``t`` uses signals up to ``t`` only.
+
+    2-D signals (one row per parameter set, bars along the rows, as a strategy that takes
+    arrays of parameters builds them) latch each row on its own: the result has their shape.
     """
-    le = _bool_array(long_entry, np.shape(long_entry)[0], "long_entry")
-    n = le.shape[0]
-    lx = _bool_array(long_exit, n, "long_exit")
-    se = _bool_array(short_entry, n, "short_entry")
-    sx = _bool_array(short_exit, n, "short_exit")
-    return _jit(_latch_loop)(le, lx, se, sx, np.empty(n))
+    shape = np.shape(long_entry)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"latch: long_entry must be 1-D (bars) or 2-D (rows of bars), "
+                         f"got shape {shape}")
+    le = _bool_array(long_entry, shape, "long_entry")
+    lx = _bool_array(long_exit, shape, "long_exit")
+    se = _bool_array(short_entry, shape, "short_entry")
+    sx = _bool_array(short_exit, shape, "short_exit")
+    loop = _latch_loop if len(shape) == 1 else _latch_rows
+    return _jit(loop)(le, lx, se, sx, np.empty(shape))

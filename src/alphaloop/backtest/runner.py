@@ -112,29 +112,21 @@ def run_grid(
     """Metrics of ``strategy`` for each parameter set in ``grid``, in order (the fast path).
 
     Each element of the result is the engine's metrics dict for the matching parameter set
-    (the same numbers `backtest` gives). Prices are prepared once and each combination goes
-    through `engine.run_arrays` (no pandas beyond the strategy's own code). The first bad
-    combination raises (`ConfigError` for a bad parameter value, `StrategyError` for bad
-    positions) naming the strategy and the parameter or bar at fault.
+    (the same numbers `backtest` gives). The sets go through `alphaloop.backtest.grid.run_batch`
+    (prices prepared once, a vectorised strategy called once per chunk, the engine on all
+    columns in one compiled call). The first bad combination raises (`ConfigError` for a bad
+    parameter value, `StrategyError` for bad positions) naming the strategy and the parameter
+    or bar at fault.
     """
-    bars_per_year = _bars_per_year(timeframe, data.index)
-    # Contiguous writeable float64 copies made once (the engine would copy read-only columns
-    # from pandas on every call).
-    open_ = np.array(data["open"].to_numpy(), dtype=np.float64, order="C")
-    close = np.array(data["close"].to_numpy(), dtype=np.float64, order="C")
-    results: list[dict[str, Any]] = []
-    for params in grid:
-        positions = strategy.positions(data, strategy.resolve_params(params))
-        results.append(
-            engine.run_arrays(
-                open_,
-                close,
-                positions,
-                commission=commission,
-                slippage_bps=slippage_bps,
-                bars_per_year=bars_per_year,
-                borrow_bps=borrow_bps,
-                rebalance=rebalance,
-            )
-        )
-    return results
+    from alphaloop.backtest import grid as batch
+
+    return batch.run_batch(
+        strategy,
+        data,
+        list(grid),
+        commission=commission,
+        slippage_bps=slippage_bps,
+        borrow_bps=borrow_bps,
+        rebalance=rebalance,
+        timeframe=timeframe,
+    ).metric_dicts()

@@ -10,6 +10,9 @@ Rule, decided at each bar's close:
   vol_target = 0 trades full size.
 - Flat during the warm-up (the first `lookback` bars, or `vol_window` bars when targeting;
   on intraday bars also the first week, before the bars per year are known).
+
+generate_positions_batch is the same rule for many parameter sets at once (a grid): each
+lookback's momentum and each window's volatility are computed once.
 """
 
 import numpy as np
@@ -37,3 +40,22 @@ def generate_positions(data, lookback=126, long_only=False, vol_target=0.0, vol_
             size = np.minimum(1.0, vol_target / realised)
         pos = pos * np.nan_to_num(size, nan=0.0, posinf=1.0)
     return pd.Series(pos, index=data.index)
+
+
+def generate_positions_batch(data, lookback, long_only, vol_target, vol_window):
+    close = data["close"].to_numpy()
+    lookbacks = np.unique(lookback)
+    signs = np.stack([np.nan_to_num(np.sign(ind.returns(close, int(n)))) for n in lookbacks])
+    pos = signs[np.searchsorted(lookbacks, lookback)]
+    np.maximum(pos, 0.0, out=pos, where=long_only[:, None])
+    sized = vol_target > 0
+    if sized.any():
+        annualise = np.sqrt(ind.bars_per_year(data.index))
+        windows = np.unique(vol_window[sized])
+        realised = np.stack([ind.rolling_std(ind.returns(close, 1), int(n)) * annualise
+                             for n in windows])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            size = np.minimum(1.0, vol_target[sized][:, None]
+                              / realised[np.searchsorted(windows, vol_window[sized])])
+        pos[sized] = pos[sized] * np.nan_to_num(size, nan=0.0, posinf=1.0)
+    return pos.T

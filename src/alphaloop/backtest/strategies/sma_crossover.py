@@ -10,6 +10,9 @@ Rule, decided at each bar's close:
   instead of joining a trend that began before the data did.
 - fast >= slow is not a crossover system: the strategy stays flat (so a grid over fast and
   slow may include such pairs harmlessly).
+
+generate_positions_batch is the same rule for many parameter sets at once (a grid): each SMA
+is computed once and every column's crossover in one compiled loop.
 """
 
 import numpy as np
@@ -32,3 +35,14 @@ def generate_positions(data, fast=10, slow=50, allow_short=True):
     if not allow_short:
         pos = np.maximum(pos, 0.0)
     return pd.Series(pos, index=data.index)
+
+
+def generate_positions_batch(data, fast, slow, allow_short):
+    close = data["close"].to_numpy()
+    windows = np.unique(np.concatenate([fast, slow]))
+    table = np.stack([ind.sma(close, int(n)) for n in windows])
+    pos = ind.crossover_sides(table, np.searchsorted(windows, fast),
+                              np.searchsorted(windows, slow))
+    pos[fast >= slow] = 0.0
+    np.maximum(pos, 0.0, out=pos, where=~allow_short[:, None])
+    return pos.T
