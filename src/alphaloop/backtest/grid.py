@@ -124,7 +124,8 @@ def param_columns(
     value parsed and checked as `Strategy.resolve_params` does (`ConfigError` naming the
     parameter). ``param_sets`` is a list of dicts or a dict of equal-length value lists."""
     if isinstance(param_sets, Mapping):
-        raw = {name: list(values) for name, values in param_sets.items()}
+        raw = {name: values.tolist() if isinstance(values, np.ndarray) else list(values)
+               for name, values in param_sets.items()}
         lengths = {len(v) for v in raw.values()}
         if len(lengths) > 1:
             raise ConfigError("parameter columns must have one length, got "

@@ -61,6 +61,7 @@ def _register() -> None:
     import alphaloop.cli._dashboard  # noqa: F401
     from alphaloop.cli import _backtest, _data, _export, _llm, _strategies, _workflow  # noqa: F401
     from alphaloop.cli import _report  # noqa: F401
+    from alphaloop.cli import _grid  # noqa: F401
 
 
 def fail(message: object, code: int = 2) -> NoReturn:
