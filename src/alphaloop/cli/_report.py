@@ -30,8 +30,11 @@ def report(
     the home folder."""
     from alphaloop.report import render_report
 
-    text = render_report(workflow_id, home)
     target = Path(output or f"{workflow_id}.html")
+    if target.is_dir() or not target.parent.is_dir():  # said before the work, not after
+        what = "is a folder" if target.is_dir() else f"folder {target.parent} does not exist"
+        raise ConfigError(f"cannot write {target} ({what}); choose another -o FILE")
+    text = render_report(workflow_id, home)
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
