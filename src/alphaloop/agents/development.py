@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-import optuna
 from pydantic import BaseModel, ConfigDict, Field
 
+from alphaloop.agents._tuning import Window, nearest_feasible, propose_batch
+from alphaloop.agents._tuning import key as point_key
 from alphaloop.backtest.strategy import (
-    Choice,
-    FloatRange,
-    IntRange,
     Strategy,
     declared_parameters,
     from_source,
@@ -204,10 +201,15 @@ then does nothing: fixed too, not searched). Only names the base declares are fi
 
 def clashes(base: Strategy, refinement: str) -> list[str]:
     """Parameters `refinement` would add that `base` already declares (and does not give up to
-    the refinement): such a name would mean two things, so `refine` refuses the pair."""
+    the refinement): such a name would mean two things, so `refine` refuses the pair. So are
+    parameters it would fix (`FIXES`) that one of the base's ``CONSTRAINTS`` names."""
     added = ast.literal_eval("{" + REFINEMENTS[refinement]["params"] + "}")
     fixed = FIXES.get(refinement, {})
-    return sorted(k for k in added if k in base.parameters and k not in fixed)
+    # a parameter the refinement fixes leaves the space: no constraint may still name it
+    constrained = {n for c in base.constraints for n in c.names if n in fixed}
+    return sorted(
+        {k for k in added if k in base.parameters and k not in fixed} | constrained
+    )
 
 
 def refine(base: Strategy, refinement: str, bars_per_day: float = 1.0) -> Strategy:
@@ -262,6 +264,10 @@ def fit_to_bars(strategy: Strategy, bars_per_year: float, in_sample_bars: int | 
     raw = dict(declared_parameters(strategy))
     for n in changed:
         raw[n] = specs[n].to_dict()
+    # scaling keeps fast < slow; a constraint it broke gets the nearest default that meets it
+    moved = nearest_feasible(specs, strategy.constraints, strategy.name)
+    for n, value in moved.items():
+        raw[n] = {**raw[n], "default": value}
     source = with_parameters(strategy.source, strategy.name, raw)
     source += f"\n# --- alphaloop: {_scaling_note(bars_per_year, cap)} ---\n"
     return from_source(source, strategy.name)
@@ -272,16 +278,6 @@ def _scaling_note(bars_per_year: float, cap: int | None) -> str:
     at most 1040 bars``."""
     note = f"lookbacks in days x{bars_per_year / 252.0:.3g} ({bars_per_year:.0f} bars a year)"
     return note + (f", at most {cap} bars" if cap is not None else "")
-
-
-def _distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
-    if isinstance(spec, IntRange):
-        return optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step or 1)
-    if isinstance(spec, FloatRange):
-        return optuna.distributions.FloatDistribution(
-            spec.low, spec.high, log=spec.log, step=spec.step
-        )
-    return optuna.distributions.CategoricalDistribution(list(spec.choices))
 
 
 def _seed(seed: int, name: str) -> int:
@@ -295,8 +291,12 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
 class OptunaDeveloper:
     """The offline developer: Optuna TPE for tuning, source refinements for redesigns."""
 
-    def __init__(self, strategies: Mapping[str, Strategy]) -> None:
+    def __init__(self, strategies: Mapping[str, Strategy], window: Window = Window()) -> None:
         self._strategies = dict(strategies)
+        self.window = window
+        self.asks = 0
+        """`study.ask` calls so far (a benchmark reads it), and those told back pruned:"""
+        self.pruned = 0
         self._refined: dict[tuple[str, float], Strategy] = {}
         self._fitted: dict[tuple[str, float, int | None], Strategy] = {}
 
@@ -350,12 +350,16 @@ class OptunaDeveloper:
                 defaults = self._for(name, inp).defaults()
                 if (name, repr(sorted(defaults.items()))) not in tried:
                     out.append(self._proposal(name, defaults, "declared defaults", inp))
-        k = 0
-        while len(out) < inp.n_variants and names:
-            name = names[k % len(names)]
-            k += 1
-            asked = self._ask(name, inp, already=[p for p in out if p.strategy_name == name])
-            out.append(asked)
+        # the rest from TPE, the families taking turns: one study per family for its share
+        order = [names[i % len(names)] for i in range(max(0, inp.n_variants - len(out)))]
+        batches = {
+            name: iter(self._tune(name, inp, order.count(name), out))
+            for name in dict.fromkeys(order)
+        }
+        for name in order:
+            asked = next(batches[name], None)
+            if asked is not None:
+                out.append(asked)
         return out[: inp.n_variants]
 
     # -- helpers -------------------------------------------------------------------------------
@@ -412,46 +416,33 @@ class OptunaDeveloper:
         cap = None if inp.in_sample_bars is None else max(1, inp.in_sample_bars // 3)
         return "; " + _scaling_note(inp.bars_per_year, cap)
 
-    def _ask(
-        self, name: str, inp: DevelopmentInput, already: list[VariantProposal]
-    ) -> VariantProposal:
+    def _tune(
+        self, name: str, inp: DevelopmentInput, k: int, already: list[VariantProposal]
+    ) -> list[VariantProposal]:
+        """``k`` (at most) TPE proposals for `name`, none tried before nor in ``already``
+        (`_tuning.propose_batch`: one study told the family's results, asked once a point)."""
         strat = self._for(name, inp)
-        dists = {k: _distribution(v) for k, v in strat.parameters.items()}
-        optuna.logging.set_verbosity(logging.WARNING)
-        sampler = optuna.samplers.TPESampler(
-            seed=_seed(inp.seed, f"{name}:{len(inp.history)}"), n_startup_trials=5
-        )
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        told = [
-            (r.parameters, r.gate_score)
-            for r in inp.history
-            if r.strategy_name == name and r.gate_score is not None and not r.lookahead
+        mine = [r for r in inp.history if r.strategy_name == name]
+        told = [(r.parameters, r.gate_score) for r in mine
+                if r.gate_score is not None and not r.lookahead]
+        taken = {point_key(r.parameters) for r in mine}
+        taken |= {point_key(p.parameters) for p in already if p.strategy_name == name}
+        batch = propose_batch(strat, told, taken, k, _seed(inp.seed, f"{name}:{len(inp.history)}"),
+                              self.window)
+        self.asks += batch.asks
+        self.pruned += batch.pruned
+        best = max(told, key=lambda t: t[1])[0] if told else strat.defaults()
+        return [
+            VariantProposal(
+                strategy_name=name,
+                strategy_code=strat.source,
+                parameters=params,
+                description=f"{strat.summary} (TPE proposal, told {batch.told} of {len(told)} "
+                f"results{self._fit_note(name, inp)})",
+                parameter_changes=_changes(best, params),
+            )
+            for params in batch.points
         ]
-        for params, score in told:
-            if set(params) == set(dists):
-                try:
-                    done = optuna.trial.create_trial(
-                        params=params, distributions=dists, value=score
-                    )
-                except ValueError:  # outside this space (a workflow begun before a change)
-                    continue
-                study.add_trial(done)
-        seen = {repr(sorted(p.items())) for p, _ in told}
-        seen |= {repr(sorted(p.parameters.items())) for p in already}
-        for _ in range(50):  # skip points already tried or already proposed in this batch
-            trial = study.ask(dists)
-            if repr(sorted(trial.params.items())) not in seen:
-                break
-            study.tell(trial, max(s for _, s in told) if told else 0.0)
-        best_params = max(told, key=lambda t: t[1])[0] if told else strat.defaults()
-        return VariantProposal(
-            strategy_name=name,
-            strategy_code=strat.source,
-            parameters=dict(trial.params),
-            description=f"{strat.summary} (TPE proposal, told {len(told)} results"
-            f"{self._fit_note(name, inp)})",
-            parameter_changes=_changes(best_params, trial.params),
-        )
 
     def _fix(self, inp: DevelopmentInput) -> list[VariantProposal]:
         out = []

@@ -7,7 +7,9 @@ code hash. They get them from the text alone:
 - ``PARAMETERS``, read with `ast.literal_eval` from its one top-level assignment (a literal of
   numbers, strings, booleans, lists and dicts; anything computed is refused with a line);
 - the module docstring (the description);
-- ``generate_positions``'s signature, checked against ``PARAMETERS`` from the syntax tree.
+- ``generate_positions``'s signature, checked against ``PARAMETERS`` from the syntax tree;
+- ``CONSTRAINTS`` (optional): a list of string literals, taken node by node from the syntax
+  tree (never evaluated) and parsed by `_constraints`' own small grammar.
 
 Nothing here executes strategy code. The module body runs only where `_positions` allows it:
 in a kernel-confined process (`alphaloop.execution`), or for the library's own files.
@@ -25,6 +27,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from alphaloop.backtest._constraints import Constraint, parse_constraints
 from alphaloop.backtest._params import Choice, FloatRange, IntRange, did_you_mean, parse_parameters
 from alphaloop.errors import StrategyError
 
@@ -39,6 +42,7 @@ __all__ = [
 
 _LIBRARY_PACKAGE = "alphaloop.backtest.strategies"
 _EXAMPLE = "{'fast': {'default': 10, 'low': 2, 'high': 100}}"
+_CONSTRAINTS_EXAMPLE = "CONSTRAINTS = ['fast < slow']"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class SourceInfo:
     raw_parameters: Any
     parameters: Mapping[str, IntRange | FloatRange | Choice]
     code_hash: str
+    constraints: tuple[Constraint, ...] = ()
 
 
 def code_hash(source: str) -> str:
@@ -133,6 +138,41 @@ def _parameters(tree: ast.Module, name: str) -> tuple[Any, ast.AST | None]:
     return raw, stmt
 
 
+def _constraints(tree: ast.Module, name: str) -> list[str]:
+    """The ``CONSTRAINTS`` strings, read from the syntax tree (nothing evaluated): absent is
+    none; otherwise one plain assignment of a list (or tuple) of string literals."""
+    binds = [
+        stmt
+        for stmt in tree.body
+        for bound, _ in _assigned_names(stmt)
+        if bound == "CONSTRAINTS"
+    ]
+    if not binds:
+        return []
+    if len(binds) > 1:
+        raise StrategyError(
+            f"{_where(name, binds[1])}: CONSTRAINTS is assigned {len(binds)} times; assign it "
+            f"once, as one list of strings, e.g. {_CONSTRAINTS_EXAMPLE}"
+        )
+    stmt = binds[0]
+    simple = (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+    ) or (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name))
+    value = getattr(stmt, "value", None)
+    if (
+        not simple
+        or not isinstance(value, ast.List | ast.Tuple)
+        or not all(isinstance(e, ast.Constant) and type(e.value) is str for e in value.elts)
+    ):
+        raise StrategyError(
+            f"{_where(name, stmt)}: CONSTRAINTS must be one list of string literals, e.g. "
+            f"{_CONSTRAINTS_EXAMPLE}"
+        )
+    return [e.value for e in value.elts]  # type: ignore[attr-defined]
+
+
 def _generate_def(tree: ast.Module, name: str) -> ast.FunctionDef:
     found: ast.AST | None = None
     for stmt in tree.body:
@@ -191,11 +231,13 @@ def inspect_source(source: str, name: str) -> SourceInfo:
     raw, _ = _parameters(tree, name)
     specs = parse_parameters(raw, name)
     check_signature_ast(_generate_def(tree, name), specs, name)
+    constraints = parse_constraints(_constraints(tree, name), specs, name)
     return SourceInfo(
         description=ast.get_docstring(tree, clean=True) or "",
         raw_parameters=raw,
         parameters=MappingProxyType(specs),
         code_hash=code_hash(source),
+        constraints=constraints,
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alphaloop.backtest._constraints import Constraint
 from alphaloop.backtest._params import (
     Choice,
     FloatRange,
@@ -103,6 +104,22 @@ class Strategy:
     def defaults(self) -> dict[str, Any]:
         """Each parameter's default value."""
         return {name: spec.default for name, spec in self.parameters.items()}
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        """The source's ``CONSTRAINTS`` between parameters, parsed (`_constraints`)."""
+        return inspect_source(self.source, self.name).constraints
+
+    def check_constraints(self, params: Mapping[str, Any]) -> None:
+        """`ConfigError` naming the first of `constraints` that ``params`` (resolved, e.g. by
+        `resolve_params`) violates."""
+        for c in self.constraints:
+            if not c.holds(params):
+                shown = ", ".join(f"{n}={params[n]!r}" for n in c.names)
+                raise ConfigError(
+                    f"strategy {self.name!r} parameters {shown} violate its constraint "
+                    f"{c.text!r}; choose values that satisfy it"
+                )
 
     def resolve_params(self, overrides: Mapping[str, object] | None = None) -> dict[str, Any]:
         """Defaults updated by ``overrides``, each parsed to its declared type and checked.

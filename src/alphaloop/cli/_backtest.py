@@ -172,6 +172,7 @@ def backtest(
         check_costs(commission, slippage_bps, borrow_bps, rebalance)
         strat = load_strategy(strategy)  # read, not run: it runs only in the confined process
         params = strat.resolve_params(_parse_overrides(param or []))
+        strat.check_constraints(params)  # CONSTRAINTS, e.g. fast < slow: exit 2
         eval_start = _check_warmup(warmup_from, start)
         bars = slice_dates(load(ticker, timeframe, data, adjust=not no_adjust),
                            warmup_from or start, end)

@@ -21,6 +21,7 @@ PARAMETERS = {
     "slow": {"default": 26, "low": 3, "high": 300, "unit": "days"},
     "allow_short": {"default": True, "choices": [True, False]},
 }
+CONSTRAINTS = ["fast < slow"]
 
 
 def generate_positions(data, fast=12, slow=26, allow_short=True):

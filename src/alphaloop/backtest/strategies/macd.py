@@ -19,6 +19,7 @@ PARAMETERS = {
     "signal": {"default": 9, "low": 2, "high": 50, "unit": "days"},
     "allow_short": {"default": True, "choices": [True, False]},
 }
+CONSTRAINTS = ["fast < slow"]
 
 
 def generate_positions(data, fast=12, slow=26, signal=9, allow_short=True):

@@ -19,6 +19,7 @@ PARAMETERS = {
     "upper": {"default": 70.0, "low": 55.0, "high": 95.0},
     "allow_short": {"default": False, "choices": [True, False]},
 }
+CONSTRAINTS = ["lower < exit_level < upper"]
 
 
 def generate_positions(data, period=14, lower=30.0, exit_level=50.0, upper=70.0, allow_short=False):

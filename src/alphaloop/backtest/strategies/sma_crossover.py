@@ -25,6 +25,7 @@ PARAMETERS = {
     "slow": {"default": 50, "low": 3, "high": 300, "unit": "days"},
     "allow_short": {"default": True, "choices": [True, False]},
 }
+CONSTRAINTS = ["fast < slow"]
 
 
 def generate_positions(data, fast=10, slow=50, allow_short=True):

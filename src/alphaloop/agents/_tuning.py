@@ -1,0 +1,253 @@
+"""TPE proposals for one strategy family: one study per batch, bounded history, constraints.
+
+`propose_batch` asks Optuna's TPE sampler for ``k`` new points of one strategy's space:
+
+- **One study per batch.** The study is told the family's earlier in-sample results once,
+  then asked ``k`` times; the points asked stay RUNNING, so the sampler's constant liar keeps
+  the next ask away from them (Optuna's own batch-ask support).
+- **No wasted asks.** The sampler never picks a candidate that violates the strategy's
+  ``CONSTRAINTS`` or repeats a point already tried or proposed: such candidates get no chance
+  in the acquisition (`_GuidedTPE`). Before TPE has its ``N_STARTUP`` results, the points are
+  drawn uniformly from the constrained space, untried, and handed to the study to ask. A point
+  that is still rejected (every candidate TPE drew was taken) is told back as PRUNED (TPE ranks
+  pruned trials below every result), the next ask takes an untried uniform draw, and the batch
+  stops after `spare_asks` rejections: the space may hold no new point.
+- **History in bounds.** The study holds at most `Window.recent` latest results and the
+  `Window.best` best ones, so one ask costs the same after 40 results and after 4,000.
+
+Deterministic: the same space, results, taken points and seed give the same proposals.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from alphaloop.backtest._constraints import Constraint
+from alphaloop.backtest.strategy import Choice, FloatRange, IntRange, Strategy
+from alphaloop.errors import StrategyError
+
+__all__ = [
+    "N_STARTUP", "Batch", "Window", "key", "nearest_feasible", "propose_batch", "spare_asks",
+]
+
+N_STARTUP = 5
+"""Results TPE needs before it models the space; before that, uniform draws."""
+
+_UNIFORM_DRAWS = 64
+"""Uniform candidates drawn per startup point (the first feasible, untried one is taken)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which of a family's results the study is told: the latest ``recent`` and the ``best``
+    best (``None``: all of them, the cost of an ask then grows with the history)."""
+
+    recent: int | None = 48
+    best: int = 16
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one `propose_batch` call gave: the new points, and how many asks it took and
+    how many of them were told back as pruned."""
+
+    points: list[dict[str, Any]]
+    told: int
+    asks: int
+    pruned: int
+
+
+def key(params: Mapping[str, Any]) -> str:
+    """A point's identity (as the developer compares points: names and values, sorted)."""
+    return repr(sorted(params.items()))
+
+
+def spare_asks(k: int) -> int:
+    """Rejected asks a batch of ``k`` may spend before it stops."""
+    return max(2, k // 4)
+
+
+def distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of a declared parameter space."""
+    if isinstance(spec, IntRange):
+        return optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step or 1)
+    if isinstance(spec, FloatRange):
+        return optuna.distributions.FloatDistribution(
+            spec.low, spec.high, log=spec.log, step=spec.step
+        )
+    return optuna.distributions.CategoricalDistribution(list(spec.choices))
+
+
+class _GuidedTPE(optuna.samplers.TPESampler):
+    """TPE whose acquisition gives no chance to candidates ``reject`` refuses (those violating
+    a constraint or already taken): of the candidates it draws from the good-points model, it
+    keeps the best acceptable one."""
+
+    def __init__(self, reject: Callable[[dict[str, np.ndarray]], np.ndarray], **kw: Any):
+        super().__init__(**kw)
+        self._reject = reject
+        self._space: dict[str, optuna.distributions.BaseDistribution] = {}
+
+    def _sample(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+        self._space = search_space
+        return super()._sample(study, trial, search_space)
+
+    def _compute_acquisition_func(self, samples: Any, mpe_below: Any, mpe_above: Any) -> Any:
+        acq = super()._compute_acquisition_func(samples, mpe_below, mpe_above)
+        values = {
+            name: np.asarray([dist.to_external_repr(v) for v in samples[name]], dtype=object)
+            for name, dist in self._space.items()
+        }
+        bad = self._reject(values)
+        if bad.all():
+            return acq  # nothing acceptable: the best one is asked, rejected, told pruned
+        return np.where(bad, -np.inf, acq)
+
+
+def _uniform(
+    dists: Mapping[str, optuna.distributions.BaseDistribution], rng: np.random.Generator, n: int
+) -> dict[str, np.ndarray]:
+    """``n`` points drawn uniformly from ``dists`` (object arrays of external values)."""
+    out: dict[str, np.ndarray] = {}
+    for name, d in dists.items():
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            idx = rng.integers(0, len(d.choices), n)
+            out[name] = np.asarray([d.choices[i] for i in idx], dtype=object)
+        elif isinstance(d, optuna.distributions.IntDistribution):
+            steps = (d.high - d.low) // d.step
+            out[name] = np.asarray(
+                [int(d.low + d.step * s) for s in rng.integers(0, steps + 1, n)], dtype=object
+            )
+        else:
+            assert isinstance(d, optuna.distributions.FloatDistribution)
+            if d.step is not None:
+                steps = math.floor((d.high - d.low) / d.step + 1e-9)
+                raw = d.low + d.step * rng.integers(0, steps + 1, n)
+            elif d.log:
+                raw = np.exp(rng.uniform(math.log(d.low), math.log(d.high), n))
+            else:
+                raw = rng.uniform(d.low, d.high, n)
+            out[name] = np.asarray([float(v) for v in raw], dtype=object)
+    return out
+
+
+def nearest_feasible(
+    specs: Mapping[str, IntRange | FloatRange | Choice],
+    constraints: Sequence[Constraint],
+    strategy: str,
+) -> dict[str, Any]:
+    """New defaults for the parameters whose declared defaults violate ``constraints`` (none
+    when they meet them): of 4,096 seeded uniform draws meeting them, the one nearest the
+    defaults (range-normalised L1). `StrategyError` if no draw meets them."""
+    defaults = {n: s.default for n, s in specs.items()}
+    if all(c.holds(defaults) for c in constraints):
+        return {}
+    dists = {n: distribution(s) for n, s in specs.items()}
+    draws = _uniform(dists, np.random.default_rng(0), 4096)
+    ok = np.ones(4096, dtype=bool)
+    for c in constraints:
+        ok &= c.mask({n: draws[n].astype(float) for n in c.names})
+    if not ok.any():
+        raise StrategyError(
+            f"strategy {strategy!r}: no point of its parameter space "
+            f"({', '.join(f'{n} {s.describe()}' for n, s in specs.items())}) meets its "
+            f"CONSTRAINTS {[c.text for c in constraints]}"
+        )
+    distance = np.zeros(4096)
+    for n, s in specs.items():
+        if isinstance(s, Choice):
+            distance += np.asarray([v != s.default for v in draws[n]], dtype=float)
+        else:
+            width = max(float(s.high - s.low), 1e-12)
+            distance += np.abs(draws[n].astype(float) - s.default) / width
+    best = int(np.flatnonzero(ok)[np.argmin(distance[ok])])
+    return {n: draws[n][best] for n in specs if draws[n][best] != defaults[n]}
+
+
+def _window(told: Sequence[tuple[dict[str, Any], float]], window: Window) -> list[int]:
+    """Indices (in history order) of the results the study is told."""
+    if window.recent is None or len(told) <= window.recent + window.best:
+        return list(range(len(told)))
+    keep = set(range(len(told) - window.recent, len(told)))
+    ranked = sorted(range(len(told)), key=lambda i: (-told[i][1], i))
+    keep.update(ranked[: window.best])
+    return sorted(keep)
+
+
+def propose_batch(
+    strategy: Strategy,
+    told: Iterable[tuple[dict[str, Any], float]],
+    taken: set[str],
+    k: int,
+    seed: int,
+    window: Window = Window(),
+) -> Batch:
+    """Up to ``k`` new points of ``strategy``'s space, none violating its constraints nor in
+    ``taken`` (keys of points tried or already proposed; the new ones are added to it).
+    ``told``: the family's earlier (params, gate score) results, oldest first."""
+    dists = {n: distribution(s) for n, s in strategy.parameters.items()}
+    constraints = strategy.constraints
+    fixed = {n: d.choices[0] if isinstance(d, optuna.distributions.CategoricalDistribution)
+             else d.low for n, d in dists.items() if d.single()}
+
+    def reject(values: dict[str, np.ndarray]) -> np.ndarray:
+        size = len(next(iter(values.values()))) if values else 1
+        full = {**{n: np.full(size, v, dtype=object) for n, v in fixed.items()}, **values}
+        if set(full) != set(dists):  # a partial space (an independent draw): no judge
+            return np.zeros(size, dtype=bool)
+        bad = np.zeros(size, dtype=bool)
+        for c in constraints:
+            bad |= ~c.mask({n: full[n].astype(float) for n in c.names})
+        names = sorted(dists)
+        for i in range(size):
+            if not bad[i] and repr([(n, full[n][i]) for n in names]) in taken:
+                bad[i] = True
+        return bad
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    sampler = _GuidedTPE(reject, seed=seed, n_startup_trials=N_STARTUP, constant_liar=True,
+                         multivariate=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    usable = []
+    for params, score in told:
+        if set(params) != set(dists) or not math.isfinite(score):
+            continue
+        try:
+            usable.append((optuna.trial.create_trial(params=params, distributions=dists,
+                                                     value=score), score))
+        except ValueError:  # outside this space (a workflow begun before a change)
+            continue
+    chosen = _window([(t.params, s) for t, s in usable], window)
+    study.add_trials([usable[i][0] for i in chosen])
+    rng = np.random.default_rng(seed)
+    points: list[dict[str, Any]] = []
+    asks = pruned = 0
+    rejected = False
+    while len(points) < k and pruned <= spare_asks(k) and dists:
+        # uniform draws before TPE models the space, and after an ask whose candidates were
+        # all taken (a small or much-tried space): the study asks an untried point of them
+        if len(chosen) + pruned < N_STARTUP or rejected:
+            draws = _uniform(dists, rng, _UNIFORM_DRAWS)
+            ok = np.flatnonzero(~reject(draws))
+            if ok.size:
+                study.enqueue_trial({n: draws[n][ok[0]] for n in dists})
+        trial = study.ask(dists)
+        asks += 1
+        params = dict(trial.params)
+        if key(params) in taken or any(not c.holds(params) for c in constraints):
+            study.tell(trial, state=TrialState.PRUNED)
+            pruned += 1
+            rejected = True
+            continue
+        rejected = False
+        taken.add(key(params))
+        points.append(params)
+    return Batch(points=points, told=len(chosen), asks=asks, pruned=pruned)
