@@ -53,7 +53,9 @@ def _big_workflow(home: Path) -> str:
         home, research_directive="trend following", ticker="GOOG",
         quality_criteria={"sharpe_ratio": 1.0}, max_parallel_workers=2,
         files={"settings.json": json.dumps({
-            **SETTINGS, "llm": {"provider": "openai", "api_key": SECRET_SETTING},
+            **SETTINGS, "llm": {"spec": "openai:gpt-4o-mini", "base_url": None,
+                                "max_calls": 50, "max_tokens": 100_000,
+                                "api_key": SECRET_SETTING},
             "openai_api_key": SECRET_SETTING})})
     wid = st.workflow_id
     st.update(current_phase="BACKTESTING", variants_tried=N_RECORDS, total_iterations=2,
@@ -118,12 +120,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def url(home: dict[str, Any]) -> Iterator[str]:
-    """The dashboard of the home on 127.0.0.1, with a key in its environment."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OPENAI_API_KEY", SECRET_ENV)
-        mp.setenv("ALPHALOOP_PROBE", SECRET_ENV)
-        with running(home["home"]) as u:
-            yield u
+    """The dashboard of the home on 127.0.0.1."""
+    with running(home["home"]) as u:
+        yield u
 
 
 def get(url: str, path: str, headers: dict[str, str] | None = None
@@ -244,21 +243,12 @@ def test_no_path_leads_out_of_the_home(url: str, home: dict[str, Any]) -> None:
                  f"/api/w/{home['linked']}/records", f"/w/{home['linked']}/report"):
         status, _, body = get(url, path)
         assert status == 404 and OUTSIDE.encode() not in body, path
-    # a database that is a symlink out of the home is not read
+    # a database that is a symlink out of the home is not read, nor copied for the report
     records = get_json(url, f"/api/w/{home['new']}/records")
     assert records["total"] == 0 and OUTSIDE not in json.dumps(records)
     # a page from another site cannot reach it through a name that resolves here
     status, _, _ = get(url, "/", headers={"Host": "attacker.example:8765"})
     assert status == 400
-
-
-def test_no_key_or_environment_value_appears(url: str, home: dict[str, Any]) -> None:
-    settings = get_json(url, f"/api/w/{home['big']}/summary")["settings"]
-    assert settings["criteria"] == ["sharpe_ratio>=1"] and settings["llm"] == {
-        "provider": "openai"}
-    for path in endpoints(home):
-        _, _, body = get(url, path)
-        assert SECRET_SETTING.encode() not in body and SECRET_ENV.encode() not in body, path
 
 
 def _snapshot(home: Path) -> dict[str, str]:
@@ -277,14 +267,45 @@ def _snapshot(home: Path) -> dict[str, str]:
     return out
 
 
-def test_every_endpoint_leaves_the_idle_home_as_it_was(url: str, home: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def exercised(home: dict[str, Any]) -> dict[str, Any]:
+    """Every page and API (and every traversal attempt) asked once of a fresh dashboard with
+    keys in its environment, the idle home hashed before and after."""
     before = _snapshot(home["home"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", SECRET_ENV)
+        mp.setenv("ALPHALOOP_PROBE", SECRET_ENV)
+        with running(home["home"]) as u:
+            answers = {path: get(u, path) for path in [*endpoints(home), *TRAVERSALS]}
+    return {"before": before, "after": _snapshot(home["home"]), "answers": answers}
+
+
+def test_every_endpoint_leaves_the_idle_home_as_it_was(exercised: dict[str, Any]) -> None:
+    before = exercised["before"]
     assert any(k.endswith("tracker.db") for k in before) and not any(
         k.endswith(("-wal", "-shm")) for k in before)  # idle: no writer holds a database
-    for path in [*endpoints(home), *TRAVERSALS]:
-        status, _, body = get(url, path)
+    for path, (status, _, body) in exercised["answers"].items():
         assert status < 500 and b"Traceback" not in body, (path, status)
-    assert _snapshot(home["home"]) == before
+    assert exercised["after"] == before
+
+
+def test_the_report_is_served_from_memory(exercised: dict[str, Any],
+                                          home: dict[str, Any]) -> None:
+    status, headers, body = exercised["answers"][f"/w/{home['big']}/report"]
+    assert status == 200 and home["big"].encode() in body and b"report not ready" not in body
+    assert "default-src 'none'" in headers["content-security-policy"]  # nothing from outside
+    assert b"alphaloop-report-" not in body  # the snapshot's folder is not named
+
+
+def test_no_key_or_environment_value_appears(exercised: dict[str, Any],
+                                             home: dict[str, Any]) -> None:
+    _, _, body = exercised["answers"][f"/api/w/{home['big']}/summary"]
+    settings = json.loads(body)["settings"]
+    assert settings["criteria"] == ["sharpe_ratio>=1"]
+    assert settings["llm"]["spec"] == "openai:gpt-4o-mini" and "api_key" not in settings["llm"]
+    for path, (_, _, body) in exercised["answers"].items():
+        assert SECRET_SETTING.encode() not in body and SECRET_ENV.encode() not in body, path
+        assert OUTSIDE.encode() not in body, path  # the report copies no symlinked file
 
 
 def test_a_locked_database_is_busy_then_read(tmp_path: Path) -> None:
@@ -329,27 +350,36 @@ def _local_address() -> str | None:
     return None
 
 
-def test_the_command_binds_loopback_warns_beyond_it_and_refuses_bad_input(
-        home: dict[str, Any]) -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
+@pytest.mark.parametrize(("args", "words"), [
+    (("--port", "99999"), "--port must be a number from 0 to 65535"),
+    (("--port", "eighty"), "--port must be a number"),
+    (("--host", "192.0.2.1", "--port", "0"), "cannot listen on 192.0.2.1:0"),  # not ours
+    (("--port", "TAKEN"), "address already in use"),
+])
+def test_a_bad_port_or_host_is_one_line_and_exit_2(
+        args: tuple[str, ...], words: str, home: dict[str, Any],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from alphaloop.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(SystemExit) as caught:
+            main(["dashboard", "--home", str(home["home"]),
+                  *(port if a == "TAKEN" else a for a in args)])
+    _, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert caught.value.code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and words in lines[0], lines
+
+
+def test_the_command_binds_loopback_and_warns_beyond_it(home: dict[str, Any]) -> None:
     h = str(home["home"])
-    # all at once: each start of the CLI takes seconds on a loaded machine
+    # both at once: each start of the CLI takes seconds on a loaded machine
     local = _command("--home", h, "--port", "0")
     wide = _command("--home", h, "--host", "0.0.0.0", "--port", "0")
-    bad = {words: _command("--home", h, *args) for words, args in {
-        "--port must be a number from 0 to 65535": ("--port", "99999"),
-        "cannot listen on 192.0.2.1": ("--host", "192.0.2.1", "--port", "0"),
-        "address already in use": ("--port", str(taken.getsockname()[1])),
-    }.items()}
     try:
-        for words, proc in bad.items():
-            _, err = proc.communicate(timeout=120)
-            lines = err.strip().splitlines()
-            assert proc.returncode == 2 and len(lines) == 1, (words, err)
-            assert lines[0].startswith("error: ") and words in lines[0], lines
-
         line = local.stdout.readline()  # printed once the socket listens
         assert line.startswith("alphaloop dashboard: http://127.0.0.1:"), line
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
@@ -369,7 +399,6 @@ def test_the_command_binds_loopback_warns_beyond_it_and_refuses_bad_input(
         status, _, _ = get(f"http://127.0.0.1:{port}/", "/")
         assert status == 200
     finally:
-        taken.close()
         for proc in (local, wide):
             proc.send_signal(signal.SIGINT)  # Ctrl-C
         results = [(p.wait(timeout=60), p.stderr.read()) for p in (local, wide)]

@@ -131,7 +131,7 @@ def summary(home: Home, wid: str, *, busy_budget: float = 3.0) -> dict[str, Any]
         "workflow_id": wid,
         "status": s.status,
         "status_text": explain.status_text(s.status, s.current_phase),
-        "failure_reason": s.failure_reason,
+        "failure_reason": s.failure_reason and explain.plain_reason(s.failure_reason),
         "phase": s.current_phase,
         "phase_plain": explain.plain_phase(s.current_phase),
         "ticker": s.ticker,

@@ -59,7 +59,8 @@ def workflow(s: dict[str, Any]) -> str:
         f"<h1><span id=\"wid\">{_e(wid)}</span> "
         f"<span id=\"status\" class=\"status s-{_e(s['status'])}\">{_e(s['status'])}</span></h1>"
         f"<p class=\"sub\"><span id=\"market\">{_e(s['ticker'])} {_e(s['timeframe'])}</span> · "
-        f"<span id=\"directive\">{_e(s['directive'])}</span> · "
+        + (f"<span id=\"directive\">{_e(s['directive'])}</span> · " if s["directive"] else "")
+        +
         f"<a id=\"report-link\" href=\"/w/{_e(wid)}/report\">report</a></p>"
         "<p id=\"status-text\" class=\"note\"></p>"
         "<section class=\"cards\">"

@@ -55,8 +55,8 @@ class Reports:
             except Exception as exc:  # the report's own "not yet" (no records, no state)
                 from alphaloop.errors import AlphaloopError
 
-                if isinstance(exc, AlphaloopError):
-                    raise NotReady(str(exc)) from None
+                if isinstance(exc, AlphaloopError):  # named as the user knows the files
+                    raise NotReady(str(exc).replace(tmp, str(self.home.root))) from None
                 raise
         with self._lock:
             self._cache[key] = text

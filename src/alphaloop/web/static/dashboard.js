@@ -119,9 +119,11 @@
       var ul = $("lessons");
       ul.textContent = "";
       s.lessons.forEach(function (l) { ul.appendChild(el("li", l)); });
-      var total = $("records-total");
-      total.textContent = s.records.total;
-      total.dataset.total = s.records.total;
+      var total = $("records-total");  // records are never removed: it only grows
+      if (s.records.total >= Number(total.dataset.total)) {
+        total.textContent = s.records.total;
+        total.dataset.total = s.records.total;
+      }
     }
 
     function drawRecords(page) {
@@ -146,6 +148,11 @@
       $("prev").disabled = page.offset <= 0;
       $("next").disabled = page.offset + page.limit >= page.total;
       view.total = page.total;
+      var total = $("records-total");  // the page may be a poll newer than the summary
+      if (!page.sample && page.total > Number(total.dataset.total)) {
+        total.textContent = page.total;
+        total.dataset.total = page.total;
+      }
     }
     function loadRecords() {
       var q = "?offset=" + view.offset + "&limit=" + view.limit + "&sort=" + view.sort +
