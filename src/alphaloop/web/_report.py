@@ -33,16 +33,21 @@ class Reports:
         self.home = home
         self._cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._lock = threading.Lock()
+        self._rendering: dict[str, threading.Lock] = {}  # one render per workflow at a time
 
     def html(self, wid: str) -> str:
         """The report of ``wid``; :class:`NotReady` when it cannot be made (yet)."""
-        try:
-            from alphaloop.report import render_report
-        except ImportError:
-            raise NotReady("reports are not available in this installation") from None
         folder = self.home.folder(wid)
         if folder is None:
             raise NotReady(f"no workflow {wid} in this home")
+        with self._lock:
+            busy = self._rendering.setdefault(wid, threading.Lock())
+        with busy:  # a second visitor waits for the first render instead of repeating it
+            return self._html(wid, folder)
+
+    def _html(self, wid: str, folder: Path) -> str:
+        from alphaloop.report import render_report
+
         key = _fingerprint(folder)
         with self._lock:
             if key in self._cache:
