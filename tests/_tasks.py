@@ -1,8 +1,8 @@
 """Importable task functions for the execution tests (workers import them by name).
 
 Behaviour is chosen per task through ``task.strategy_parameters``:
-``do`` (ok | fail | flaky | hang | hog | kill_first | sleep), ``dir`` (a folder for counters),
-``k`` (failures before success), ``seconds`` (sleep).
+``do`` (ok | fail | flaky | hang | hog | kill_first | sleep | block), ``dir`` (a folder for
+counters), ``k`` (failures before success), ``seconds`` (sleep).
 """
 
 from __future__ import annotations
@@ -91,6 +91,13 @@ def mixed(task: BacktestTask) -> dict[str, Any]:
             tmp.write_text(str(os.getpid()))
             os.replace(tmp, pidfile)  # atomic: the test never reads a half-written file
             time.sleep(p.get("seconds", 10))
+        return {"task_id": task.task_id, "runs": runs}
+    if do == "block":  # until the test creates <dir>/<task_id>.release (or `seconds` pass)
+        release = Path(p["dir"]) / f"{task.task_id}.release"
+        deadline = time.monotonic() + p.get("seconds", 60)
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (Path(p["dir"]) / f"{task.task_id}.done").touch()
         return {"task_id": task.task_id, "runs": runs}
     if do == "not_json":
         return {"x": object()}

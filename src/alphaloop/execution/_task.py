@@ -50,6 +50,13 @@ class BacktestTask(BaseModel):
         default=True,
         description="Adjust a user file's OHLC by its 'Adj Close' column (False: --no-adjust).",
     )
+    data_fingerprint: str | None = Field(
+        default=None,
+        description="The fingerprint (`alphaloop.data.fingerprint`) the bars loaded for this "
+        "task must have, or the task fails (DataError). Set by the Dask backend when it runs "
+        "the task on bars it shipped to the worker (`data_path` then names the worker's copy); "
+        "None: the bars at `data_path` as they are.",
+    )
     start: str | None = Field(default=None, description="First date (inclusive), ISO string.")
     end: str | None = Field(default=None, description="Last date (inclusive), ISO string.")
     commission: float = Field(default=0.001, ge=0.0)

@@ -1,79 +1,86 @@
 """DaskBackend: the :class:`Executor` contract on a Dask ``distributed`` cluster.
 
-The SQLite :class:`TaskQueue` stays the source of truth; Dask only executes. The backend
-claims tasks, submits each claim as one future (``retries=0``, key unique per attempt), and
-records every outcome through the queue with the claim's attempt number, exactly like the
-local pool. ``distributed`` is imported lazily (install the ``dask`` extra).
+The SQLite :class:`TaskQueue` stays the source of truth; Dask only executes. ``distributed`` is
+imported lazily (install the ``dask`` extra). Design (`docs/execution.md`, "DaskBackend"):
 
-Failure mapping
----------------
-* An exception in the task function is caught on the worker and returned with its traceback
-  text: a failed attempt ``"<Type>: <message>"``.
-* A lost worker (SIGKILL, segfault, nanny's memory limit) reaches us as ``KilledWorker`` once
-  the scheduler gives up on the task: a failed attempt ``"worker process died (...)"``. How
-  soon it gives up is the scheduler's ``distributed.scheduler.allowed-failures`` (default 3:
-  Dask silently re-runs the task on other workers up to 3 times before raising). Set it to 0
-  on clusters you start (``dask.config.set({"distributed.scheduler.allowed-failures": 0})``
-  before creating the scheduler) so retry policy and attempt history live in our queue. With
-  ``worker-saturation`` above 1.0 the scheduler may have queued a second task on the dying
-  worker; it is failed too (one attempt). Use ``worker-saturation: 1.0`` to avoid that.
-* Timeouts: the backend keeps up to ``max_in_flight`` futures submitted (default
-  ``max(16, 8 x worker threads)``, which hides Dask's round trip). A future's clock starts
-  when it becomes one of the oldest ``threads`` outstanding futures, i.e. about when a worker
-  thread can start it (with ``worker-saturation: 1.0`` the scheduler starts tasks in
-  submission order as threads free up). Dask cannot interrupt a running task: the attempt is
-  failed and its future cancelled; if it finishes later its result is stale and ignored by the
-  queue's attempt guard.
-* There is no per-task memory limit on Dask beyond the workers' own ``memory_limit``;
-  ``MemoryError`` is reported as ``"ran out of memory (...)"``.
-* KeyboardInterrupt or any error in ``run`` cancels outstanding futures and hands their claims
-  back (``interrupted``, no retry used) before re-raising.
+* **Batches.** Claims travel in batches, one Dask task each (`_dask_batches.run_batch`), sized
+  to about ``batch_seconds`` (0.15 s) of work at the task time measured in this run (as the
+  local pool sizes its backlogs, `_schedule.batch_depth`); near the end of the queue what is
+  left goes out in shrinking pieces (`_schedule.guided_share`). ``max_in_flight`` batches
+  (default 2 per worker thread) are outstanding, so a thread that finishes one finds the next.
+* **Results stream back.** A batch sends its results as Dask events at most every
+  ``flush_seconds`` (0.05 s) while it runs (`_dask_batches.Stream`); the orchestrator records
+  every result received in ONE transaction per wake-up (``mark_completed_many``, guarded per
+  task) and calls ``on_result`` after the commit.
+* **Losses.** A batch whose worker dies (``KilledWorker``) charges each of its tasks that had
+  no result yet one failed attempt (``worker process died (dask KilledWorker: ...)``); the
+  results it had sent are kept. Set ``distributed.scheduler.allowed-failures: 0`` on clusters
+  you start, so Dask does not re-run a lost batch behind the queue's back.
+* **Timeouts.** A batch reports when it starts, and each result says when it ended, so the
+  orchestrator knows when the running item began. An item that runs longer than
+  ``task_timeout`` fails (``timed out after N s``, limit); the rest of its batch goes to new
+  batches. A task function marked ``needs_clean_worker`` (the backtests) runs in a clean
+  worker the Dask worker started (`_dask_clean`), which kills it on the timeout; a trusted
+  function running in the Dask worker's thread cannot be interrupted, and its thread stays
+  busy until it returns.
+* **Stragglers.** Once the queue is dry and a worker thread idles, the batch with the most
+  unstarted work is cut after the item it runs (`_dask_batches.cut`, through ``Client.run``)
+  and its tail goes to new batches; an item that ran on both sides is recorded once (the
+  queue's attempt guard).
+* **Data ships once per worker.** The bars of tasks on a user's data (``data_path``) are
+  loaded here, fingerprinted (`alphaloop.data.fingerprint`) and scattered to every worker
+  once per fingerprint (``Client.scatter(broadcast=True)``, key ``alphaloop-bars-<fp>``;
+  a worker that joins later fetches them from a peer); each Dask worker writes them once to
+  its own disk and its tasks run on that copy (``BacktestTask.data_fingerprint``, checked by
+  `task_runner`). Workers never need the user's path. The embedded sample is not shipped:
+  it is part of the package the workers have installed.
+* ``stop_when``: items running finish, unstarted ones go back to the queue. An exception
+  (Ctrl-C included) cuts every batch, cancels its future and hands every claim back
+  (``interrupted``) before re-raising.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import itertools
 import logging
-import os
+import queue as queue_mod
 import time
 import uuid
 from typing import Any
 
-from alphaloop.execution._base import (
-    Executor,
-    OnResult,
-    StopWhen,
-    TaskFn,
-    format_seconds,
-)
+from alphaloop.execution._base import Executor, OnResult, StopWhen, TaskFn
+from alphaloop.execution._dask_run import Batch, Run
 from alphaloop.execution._queue import TaskQueue
-from alphaloop.execution._task import Claim, FailureKind, RunSummary, TaskState
+from alphaloop.execution._task import Claim, RunSummary
 
 logger = logging.getLogger(__name__)
 
+GiB = 1 << 30
 
-def _dask_call(fn: TaskFn, payload: str) -> tuple[bool, str, str | None, float, int, str]:
-    """Runs on a Dask worker: ``(ok, body, traceback, started_wall, pid, failure_kind)``;
-    never raises. (``run_task`` hands the task to a clean worker process it starts on that
-    machine, which forks the confined strategy process: a Dask worker is not a clean
-    template.)"""
-    from alphaloop.execution._worker import run_one
 
-    started = time.time()
-    ok, body, tb, _fatal, kind = run_one(fn, payload, None)
-    return ok, body, tb, started, os.getpid(), kind
+def _truncate(topic: str, dask_scheduler: Any = None) -> None:
+    """On the scheduler: forget a topic's past events (it keeps the last 1,000 of each)."""
+    dask_scheduler._broker.truncate(topic)
 
 
 class DaskBackend(Executor):
-    """Run queue tasks on a Dask cluster.
+    """Run queue tasks on a Dask cluster (see the module docstring).
 
     Args:
         address: Scheduler address (``"tcp://127.0.0.1:8786"``); a new ``Client`` is opened
             and closed by :meth:`close`.
         client: An existing ``distributed.Client`` to use instead (not closed by us).
-        task_timeout: Wall seconds an attempt may run (clock as described above).
-        max_in_flight: Futures outstanding at once (default: ``max(16, 8 x threads)``).
+        task_timeout: Wall seconds one task may run.
+        max_in_flight: Batches outstanding at once (default: 2 per worker thread).
+        batch_seconds: Work per batch at the measured task time.
+        max_batch: Most tasks in one batch.
+        batch_size: A fixed number of tasks per batch (tests, tuning); None: learned.
+        flush_seconds: Longest a result waits on the worker before it is sent.
+        memory_limit: Address-space budget of each clean worker a Dask worker starts for
+            backtests (and of its strategy processes); None: none.
+        ship_data: Ship user data to the workers (False: workers load ``data_path``
+            themselves, which must then exist on every worker at the same path).
     """
 
     def __init__(
@@ -83,6 +90,12 @@ class DaskBackend(Executor):
         client: Any = None,
         task_timeout: float = 300.0,
         max_in_flight: int | None = None,
+        batch_seconds: float = 0.15,
+        max_batch: int = 1000,
+        batch_size: int | None = None,
+        flush_seconds: float = 0.05,
+        memory_limit: int | None = 2 * GiB,
+        ship_data: bool = True,
     ) -> None:
         try:
             import distributed
@@ -92,24 +105,48 @@ class DaskBackend(Executor):
             ) from exc
         if (address is None) == (client is None):
             raise ValueError("give DaskBackend either a scheduler address or a client")
+        if task_timeout <= 0 or batch_seconds <= 0 or flush_seconds <= 0:
+            raise ValueError("task_timeout, batch_seconds and flush_seconds must be > 0")
+        if max_batch < 1 or (batch_size is not None and batch_size < 1):
+            raise ValueError("max_batch and batch_size must be >= 1")
         self._distributed = distributed
         self._own = client is None
         self.client = client if client is not None else distributed.Client(address)
         self.task_timeout = float(task_timeout)
         self.max_in_flight = max_in_flight
-        self._run_token = uuid.uuid4().hex[:8]
+        self.batch_seconds = float(batch_seconds)
+        self.max_batch = int(max_batch)
+        self.batch_size = batch_size
+        self.flush_seconds = float(flush_seconds)
+        self.memory_limit = memory_limit
+        self.ship_data = ship_data
+        self._token = uuid.uuid4().hex[:8]
+        self._serial = itertools.count()
+        self.topic = f"alphaloop-{self._token}"
+        self._inbox: queue_mod.SimpleQueue[Any] = queue_mod.SimpleQueue()
+        self._scattered: dict[str, Any] = {}  # fingerprint -> future of the bars on workers
+        inbox = self._inbox
+        self.client.subscribe_topic(self.topic, lambda event: inbox.put(tuple(event[1])))
 
     def close(self) -> None:
-        """Close the client if this backend opened it."""
-        if self._own and self.client is not None:
+        """Stop listening, let the shipped data go, close the client if we opened it."""
+        if self.client is None:
+            return
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(self.topic)
+        with contextlib.suppress(Exception):
+            self.client.run_on_scheduler(_truncate, self.topic)
+        self._scattered.clear()
+        if self._own:
             self.client.close()
-            self.client = None
+        self.client = None
 
-    def _threads(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))
+    def _workers(self) -> dict[str, int]:
+        """Worker address -> threads."""
+        return dict(self.client.nthreads())
 
-    def _capacity(self, threads: int) -> int:
-        return self.max_in_flight or max(16, 8 * threads)
+    def _new_batch(self, claims: list[Claim]) -> Batch:
+        return Batch(key=f"alphaloop-batch-{self._token}-{next(self._serial)}", claims=claims)
 
     def run(
         self,
@@ -120,127 +157,25 @@ class DaskBackend(Executor):
         stop_when: StopWhen | None = None,
     ) -> RunSummary:
         """Drain ``queue`` with ``fn`` on the cluster (see :class:`Executor`)."""
-        dist = self._distributed
+        if self.client is None:
+            raise RuntimeError("this DaskBackend is closed; create a new one")
         t0 = time.monotonic()
-        completed = failed = gave_up = 0
-        stopped = False
-        in_flight: dict[Any, list[Any]] = {}  # future -> [claim, clock start or None]
-        threads = self._threads()
-        next_threads_check = time.monotonic() + 2.0
-
-        def fail(
-            claim: Claim,
-            error: str,
-            tb: str | None,
-            pid: int | None = None,
-            started: float | None = None,
-            kind: str = FailureKind.TRANSIENT.value,
-        ) -> None:
-            nonlocal failed, gave_up
-            if queue.mark_failed(
-                claim.task_id,
-                error,
-                tb,
-                attempt=claim.attempt,
-                worker_pid=pid,
-                started_at=started,
-                kind=kind or FailureKind.TRANSIENT,
-            ):
-                failed += 1
-                logger.info("task %s attempt %d failed: %s", claim.task_id, claim.attempt, error)
-                if queue.state(claim.task_id) is TaskState.FAILED:
-                    gave_up += 1
-
+        run = Run(self, queue, fn, on_result)
+        if not self.ship_data:
+            run.ship.prepare = _unshipped  # type: ignore[method-assign]
         try:
-            while True:
-                if not stopped and stop_when is not None and stop_when():
-                    stopped = True
-                if time.monotonic() > next_threads_check:
-                    threads, next_threads_check = self._threads(), time.monotonic() + 2.0
-                if not stopped:
-                    room = self._capacity(threads) - len(in_flight)
-                    if room > 0:
-                        for c in queue.dequeue_many(room):
-                            fut = self.client.submit(
-                                _dask_call,
-                                fn,
-                                c.payload,
-                                pure=False,
-                                retries=0,
-                                key=f"alphaloop-{c.task_id}-{c.attempt}-{self._run_token}",
-                            )
-                            in_flight[fut] = [c, None]
-                if not in_flight:
-                    if stopped:
-                        break
-                    nxt = queue.next_ready_in()
-                    if nxt is None:
-                        break
-                    time.sleep(min(max(nxt, 0.001), 0.5))
-                    continue
-                now = time.monotonic()
-                for entry in list(in_flight.values())[:threads]:
-                    if entry[1] is None:
-                        entry[1] = now
-                deadline = (
-                    min(s for _, s in in_flight.values() if s is not None) + self.task_timeout
-                )
-                try:
-                    done, _ = dist.wait(
-                        list(in_flight),
-                        timeout=max(0.01, min(deadline - now, 0.5)),
-                        return_when="FIRST_COMPLETED",
-                    )
-                except TimeoutError:
-                    done = set()
-                for fut in done:
-                    claim, _s = in_flight.pop(fut)
-                    if fut.status == "finished":
-                        ok, body, tb, started, pid, kind = fut.result()
-                        if ok:
-                            if queue.mark_completed(
-                                claim.task_id,
-                                body,
-                                claim.attempt,
-                                worker_pid=pid,
-                                started_at=started,
-                            ):
-                                completed += 1
-                                if on_result is not None:
-                                    on_result(claim.task_id, json.loads(body))
-                        else:
-                            fail(claim, body, tb, pid, started, kind)
-                    elif fut.status == "error":
-                        exc = fut.exception()
-                        if isinstance(exc, dist.KilledWorker):
-                            fail(claim, f"worker process died (dask KilledWorker: {exc})", None)
-                        else:
-                            fail(claim, f"{type(exc).__name__}: {exc}", None)
-                    else:  # cancelled or lost: not the task's fault
-                        queue.release(
-                            claim.task_id,
-                            claim.attempt,
-                            started=True,
-                            reason=f"dask future {fut.status}",
-                        )
-                now = time.monotonic()
-                for fut, (claim, started) in list(in_flight.items()):
-                    if started is not None and now - started > self.task_timeout:
-                        in_flight.pop(fut)
-                        fut.cancel()
-                        err = f"timed out after {format_seconds(self.task_timeout)} s"
-                        fail(claim, err, None, kind=FailureKind.LIMIT.value)
+            stopped = run.loop(stop_when)
+            run.commit()
         except BaseException:
-            for fut, (claim, _s) in in_flight.items():
-                with contextlib.suppress(Exception):
-                    fut.cancel()
-                with contextlib.suppress(Exception):
-                    queue.release(claim.task_id, claim.attempt, started=True, reason="interrupted")
+            run.abort()
             raise
-        return RunSummary(
-            completed=completed,
-            failed_attempts=failed,
-            gave_up=gave_up,
-            elapsed=time.monotonic() - t0,
-            stopped=stopped,
-        )
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.run_on_scheduler(_truncate, self.topic)
+        return run.summary(t0, stopped)
+
+
+def _unshipped(
+    claims: list[Claim],
+) -> tuple[list[tuple[str, int, str, str | None]], dict[str, Any], list[Any]]:
+    return [(c.task_id, c.attempt, c.payload, None) for c in claims], {}, []

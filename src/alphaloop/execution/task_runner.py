@@ -8,8 +8,11 @@
     with ``check_lookahead``: cut lengths from those positions -> one window at a time, shortest
         first, to a blind strategy process (`_blind`) that never held later bars -> compared
 
-In a local pool's worker that is direct. Anywhere else (a Dask worker, the CLI) the process is
-not a clean template, so the task is handed to one (`_host.shared`), which does the above.
+In a local pool's worker that is direct. Anywhere else (the CLI) the process is not a clean
+template, so the task is handed to one (`_host.shared`), which does the above; a Dask worker
+sends whole batches to a clean worker of its own (``needs_clean_worker``, `_dask_batches`).
+A task run on bars a Dask worker received (``data_fingerprint`` set) fails unless the bars it
+loads have that fingerprint.
 `run_task_in_process` is the old path, everything in the calling process with no boundary:
 for tests and trusted code only.
 """
@@ -118,9 +121,10 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
 
     # absolute: the strategy process works in its own folder
     path = None if task.data_path is None else os.path.abspath(task.data_path)
-    bars = _window(
-        market.load(task.ticker, task.timeframe, path, adjust=task.adjust), task.start, task.end
-    )
+    full = market.load(task.ticker, task.timeframe, path, adjust=task.adjust)
+    if task.data_fingerprint is not None:
+        _check_shipped(task, full, path)
+    bars = _window(full, task.start, task.end)
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
     job = _jail.PositionsJob(
         source=task.strategy_code,
@@ -136,6 +140,20 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
         code_hash=strategy.code_hash,
     )
     return bars, job
+
+
+def _check_shipped(task: BacktestTask, full: Any, path: str | None) -> None:
+    """The bars of a task run on shipped data (``data_fingerprint`` set) are the ones the
+    orchestrator shipped, or the task fails: a copy damaged or replaced on the worker's disk
+    never becomes a result. The fingerprint is computed once per loaded frame (`_window`)."""
+    found = _fingerprint(_window(full, None, None))
+    if found != task.data_fingerprint:
+        from alphaloop.errors import DataError
+
+        raise DataError(
+            f"the bars of {task.ticker} at {path} have fingerprint {found}, not "
+            f"{task.data_fingerprint} as shipped; the worker's copy changed: run it again"
+        )
 
 
 _WINDOWS: dict[tuple[Any, ...], tuple[Any, Any, str]] = {}
@@ -205,6 +223,11 @@ def _warm_up() -> None:
 run_task.prefetch = _prefetch  # type: ignore[attr-defined]
 run_task.warm_up = _warm_up  # type: ignore[attr-defined]
 run_task_full.warm_up = _warm_up  # type: ignore[attr-defined]
+# run only in a clean worker: an executor whose own processes are not clean templates (a Dask
+# worker) sends a whole batch of these tasks to a clean worker it starts, instead of one
+# `_host` round trip per task (`_dask_batches`)
+run_task.needs_clean_worker = True  # type: ignore[attr-defined]
+run_task_full.needs_clean_worker = True  # type: ignore[attr-defined]
 
 
 def _evaluate(task: BacktestTask, bars: Any, positions: Any) -> Any:
@@ -246,11 +269,10 @@ def run_task_in_process(task: BacktestTask) -> dict[str, Any]:
     from alphaloop import data as market
     from alphaloop.backtest import strategy as strategies
 
-    bars = _window(
-        market.load(task.ticker, task.timeframe, task.data_path, adjust=task.adjust),
-        task.start,
-        task.end,
-    )
+    full = market.load(task.ticker, task.timeframe, task.data_path, adjust=task.adjust)
+    if task.data_fingerprint is not None:
+        _check_shipped(task, full, task.data_path)
+    bars = _window(full, task.start, task.end)
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
     params = strategy.resolve_params(task.strategy_parameters)
     with strategies.executing_in_process():
