@@ -183,10 +183,11 @@ def records_page(home: Home, wid: str, offset: int, limit: int, sort: str = "new
 
     def read(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
         total = conn.execute(f"SELECT COUNT(*) FROM records {where}", args).fetchone()[0]
+        # order the small columns first, then fetch the bodies of one page only
         rows = conn.execute(
-            "SELECT seq, sample, gate_passed, gate_score, body FROM records "
-            f"{where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
-            [*args, limit, offset]).fetchall()
+            "SELECT seq, sample, gate_passed, gate_score, body FROM records WHERE seq IN "
+            f"(SELECT seq FROM records {where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?) "
+            f"ORDER BY {SORTS[sort]}", [*args, limit, offset]).fetchall()
         return int(total), rows
 
     try:
