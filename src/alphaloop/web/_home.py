@@ -57,12 +57,10 @@ class Home:
         """The folder of ``workflow_id`` if it is one of :meth:`workflow_ids`, else None."""
         if not isinstance(workflow_id, str) or not WORKFLOW_ID.fullmatch(workflow_id):
             return None
-        known = self.workflow_ids()
-        if workflow_id not in known:
-            return None
         folder = self._workflows
-        assert folder is not None
-        return folder / known[known.index(workflow_id)]  # the listed name, not the input
+        if folder is None or workflow_id not in self.workflow_ids():
+            return None
+        return folder / workflow_id  # a name just listed from the disk
 
     def file(self, workflow_id: str, name: str) -> Path | None:
         """``name`` (a fixed file name chosen by the caller) in the workflow's folder, if it
