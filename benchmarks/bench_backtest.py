@@ -8,8 +8,10 @@ Everything is measured in this one process, on the embedded GOOG sample (2,148 d
 and every reference is compared with alphaloop measured in the same run:
 
 1. alphaloop ``sma_crossover`` over every fast < slow in 2..100 (4,851 combinations) through
-   ``runner.run_grid``, end to end (SMAs, signals, positions, engine, metrics). The indicator
-   memo is cleared before each timed repeat, so each repeat computes its SMAs.
+   the batch entry point ``grid.run_batch``, end to end (SMAs, signals, positions, engine,
+   the full 14 metrics of every combination), and through ``runner.run_grid`` (the same, plus
+   one metrics dict per combination). The indicator memo is cleared before each timed
+   repeat, so each repeat computes its SMAs.
 2. vectorbt: the same grid broadcast in one call (``MA.run_combs``, ``ma_crossed_above`` /
    ``ma_crossed_below``, ``Portfolio.from_signals(fees=0.001)``, then ``total_return`` and
    ``sharpe_ratio`` of every column).
@@ -17,6 +19,10 @@ and every reference is compared with alphaloop measured in the same run:
    with ``Backtest.optimize`` (a process pool, one worker per core), and one single run.
 4. alphaloop single run: ``load_strategy`` + ``runner.backtest`` (positions, engine, metrics).
 5. The alphaloop grid on 10x longer data (the GOOG price path chained ten times, 21,480 bars).
+6. Peak memory of one grid run, each case in a fresh subprocess (``--memory-case``): the peak
+   resident set above the warmed-up process (``VmHWM`` reset through ``/proc/self/clear_refs``
+   just before the run) and tracemalloc's peak of the run (numpy allocations; not numba's).
+   ``--vbt-10x`` adds vectorbt on the 10x data (minutes, gigabytes).
 
 Threads are pinned to one (``NUMBA_NUM_THREADS`` etc., set before numpy/numba are imported), so
 alphaloop and vectorbt each run on one core; ``Backtest.optimize`` forks one worker per core.
@@ -24,7 +30,9 @@ Every library is warmed up (numba compile or cache load) before timing, and the 
 are interleaved round by round (alphaloop, vectorbt, backtesting.py, alphaloop, ...), so a
 change in machine load hits them alike. Reported: median wall time over the repeats, median
 CPU time of this process (pool workers not included), time per combination, and ratios to
-alphaloop. The machine may be shared: compare ratios, not absolutes.
+alphaloop, with ``/proc/loadavg`` before and after. The machine may be shared: compare
+ratios, not absolutes. Targets (issue 12): the batch grid <= 0.25 s and <= 50 µs per
+combination, >= 20x vectorbt, <= 300 MB peak.
 """
 
 from __future__ import annotations
@@ -44,8 +52,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's optimize progress
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -144,6 +154,20 @@ def grid_params(allow_short: bool) -> list[dict[str, Any]]:
     ]
 
 
+def grid_columns(allow_short: bool) -> dict[str, list[Any]]:
+    """The same grid as one list of values per parameter (what ``alphaloop grid`` sends)."""
+    sets = grid_params(allow_short)
+    return {name: [p[name] for p in sets] for name in sets[0]}
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
 # -- the cases -------------------------------------------------------------------------------------
 def quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
     """``fn`` with warnings silenced (backtesting.py warns about open trades and the like)."""
@@ -161,7 +185,7 @@ Cases = dict[str, tuple[Callable[[], Any], Callable[[], None] | None]]
 
 def alphaloop_cases(df: pd.DataFrame, big: pd.DataFrame) -> tuple[float, Cases, Cases]:
     """(warm-up seconds, grid cases, single-run cases) of alphaloop."""
-    from alphaloop.backtest import _positions, _source, indicators, runner
+    from alphaloop.backtest import _positions, _source, grid, indicators, runner
     from alphaloop.backtest import strategy as strategy_mod
 
     t0 = time.perf_counter()
@@ -170,7 +194,11 @@ def alphaloop_cases(df: pd.DataFrame, big: pd.DataFrame) -> tuple[float, Cases, 
     runner.run_grid(strat, big, grid_params(True)[:5])
     warm = time.perf_counter() - t0
 
-    def grid(data: pd.DataFrame, allow_short: bool) -> Callable[[], Any]:
+    def batch(data: pd.DataFrame, allow_short: bool) -> Callable[[], Any]:
+        columns = grid_columns(allow_short)
+        return lambda: grid.run_batch(strat, data, columns, commission=COMMISSION)
+
+    def dicts(data: pd.DataFrame, allow_short: bool) -> Callable[[], Any]:
         params = grid_params(allow_short)
         return lambda: runner.run_grid(strat, data, params, commission=COMMISSION)
 
@@ -184,9 +212,10 @@ def alphaloop_cases(df: pd.DataFrame, big: pd.DataFrame) -> tuple[float, Cases, 
         _positions._compile.cache_clear()  # and load it through the sandbox again
 
     grids: Cases = {
-        "grid_ls": (grid(df, True), indicators.clear_memo),
-        "grid_long": (grid(df, False), indicators.clear_memo),
-        "grid_10x": (grid(big, True), indicators.clear_memo),
+        "grid_ls": (batch(df, True), indicators.clear_memo),
+        "grid_long": (batch(df, False), indicators.clear_memo),
+        "grid_dicts": (dicts(df, True), indicators.clear_memo),
+        "grid_10x": (batch(big, True), indicators.clear_memo),
     }
     singles: Cases = {
         "single": (
@@ -314,8 +343,8 @@ def sanity(df: pd.DataFrame, vbt: Any, grid: Timing | None, ours: Timing) -> lis
                     f"sharpe {pf.sharpe_ratio():.3f}, trades {int(pf.trades.count())}"
                 )
         if grid is not None:
-            mine = np.array([float(m["total_return"]) for m in ours.value])
-            mine_sr = np.array([float(m["sharpe_ratio"]) for m in ours.value])
+            mine = ours.value.metrics["total_return"]
+            mine_sr = ours.value.metrics["sharpe_ratio"]
             theirs = grid.value[0].to_numpy()
             rank = pd.Series(mine).corr(pd.Series(theirs), method="spearman")
             lines.append(
@@ -354,6 +383,82 @@ def sanity(df: pd.DataFrame, vbt: Any, grid: Timing | None, ours: Timing) -> lis
     return lines
 
 
+# -- peak memory, one case per fresh subprocess ---------------------------------------------------
+def _status_kib(field_name: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_case(case: str) -> dict[str, float]:
+    """Run one grid case once, warmed up, in this (fresh) process; its peak memory in MB."""
+    import tracemalloc
+
+    from alphaloop.data import load
+
+    df = load("GOOG")
+    data = chain(df, 10) if case.endswith("10x") else df
+    if case.startswith("alphaloop"):
+        from alphaloop.backtest import grid, indicators
+        from alphaloop.backtest.strategy import load_strategy
+
+        strat = load_strategy("sma_crossover")
+        columns = grid_columns(True)
+        grid.run_batch(strat, data, {k: v[:50] for k, v in columns.items()})  # warm up
+        indicators.clear_memo()
+
+        def fn() -> Any:
+            return grid.run_batch(strat, data, columns, commission=COMMISSION)
+    else:
+        vbt = importlib.import_module("vectorbt")
+        vbt.settings.returns["year_freq"] = "252 days"
+        close = data["close"]
+
+        def run(windows: Any) -> Any:
+            fast, slow = vbt.MA.run_combs(close, window=windows, r=2, short_names=["f", "s"])
+            pf = vbt.Portfolio.from_signals(close, fast.ma_crossed_above(slow),
+                                            fast.ma_crossed_below(slow), fees=COMMISSION,
+                                            freq="1D")
+            return pf.total_return(), pf.sharpe_ratio()
+
+        run(np.arange(2, 8))  # warm up
+
+        def fn() -> Any:
+            return run(np.arange(2, 101))
+    import gc
+
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS
+    except OSError:
+        pass
+    base = _status_kib("VmRSS")
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - t0
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    peak = _status_kib("VmHWM")
+    return {"rss_peak_above_base_mb": (peak - base) / 1024, "rss_peak_mb": peak / 1024,
+            "tracemalloc_peak_mb": traced / 2**20, "wall_s": wall}
+
+
+def measure_memory(cases: list[str]) -> dict[str, dict[str, float] | str]:
+    out: dict[str, dict[str, float] | str] = {}
+    for case in cases:
+        proc = subprocess.run([sys.executable, __file__, "--memory-case", case],
+                              capture_output=True, text=True, env=os.environ.copy())
+        if proc.returncode != 0:
+            out[case] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+            continue
+        out[case] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 # -- report ----------------------------------------------------------------------------------------
 def fmt_t(seconds: float) -> str:
     """Seconds as a short string with a unit: ``6.21 s``, ``19.3 ms``, ``144 µs``."""
@@ -369,8 +474,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 repeat per grid, 5 per single run")
     parser.add_argument("--repeat", type=int, default=3, help="timed repeats per grid case")
     parser.add_argument("--single-repeat", type=int, default=20, help="repeats per single run")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--vbt-10x", action="store_true",
+                        help="also measure vectorbt's grid on the 10x data (memory section)")
+    parser.add_argument("--memory-case", help=argparse.SUPPRESS)  # the subprocess's own run
     args = parser.parse_args()
+    if args.memory_case:
+        print(json.dumps(memory_case(args.memory_case)))
+        return
     repeat, single_repeat = (1, 5) if args.quick else (args.repeat, args.single_repeat)
+    load_before = loadavg()
 
     t0 = time.perf_counter()
     from alphaloop.data import load
@@ -443,14 +556,17 @@ def main() -> None:
     ls, lo, big_t = res["grid_ls"], res["grid_long"], res["grid_10x"]
     v_grid, v_single = res.get("vbt_grid"), res.get("vbt_single")
     b_opt, b_single = res.get("bt_optimize"), res.get("bt_single")
-    row("alphaloop run_grid, long/short (default)", ls, n_grid, n, "base")
-    row("alphaloop run_grid, long-only", lo, n_grid, n, f"{lo.wall / ls.wall:.2f}x long/short")
+    row("alphaloop grid.run_batch, long/short (default)", ls, n_grid, n, "base")
+    row("alphaloop grid.run_batch, long-only", lo, n_grid, n,
+        f"{lo.wall / ls.wall:.2f}x long/short")
+    row("alphaloop runner.run_grid (+ a metrics dict per combo)", res["grid_dicts"], n_grid, n,
+        f"{res['grid_dicts'].wall / ls.wall:.2f}x run_batch")
     row("vectorbt broadcast grid, one call (long-only)", v_grid, n_grid, n,
         f"**{v_grid.wall / lo.wall:.1f}x** alphaloop long-only" if v_grid else "")
     row("backtesting.py optimize, pool of 2 processes", b_opt, n_bt, n,
         f"**{b_opt.wall / n_bt / (ls.wall / n_grid):.0f}x** alphaloop per combo"
         if b_opt else "")
-    row("alphaloop run_grid, long/short, 10x data", big_t, n_grid, n_big,
+    row("alphaloop grid.run_batch, long/short, 10x data", big_t, n_grid, n_big,
         f"{big_t.wall / ls.wall:.1f}x the {n:,}-bar grid (CPU {big_t.cpu / ls.cpu:.1f}x)")
     single = res["single"].wall
     row("alphaloop single run (backtest + metrics)", res["single"], 1, n, "base")
@@ -464,6 +580,35 @@ def main() -> None:
     print()
     print(f"# alphaloop grid cost per combination (from CPU medians, 2 sizes): "
           f"{fmt_t(fixed)} + {per_bar * 1e9:.1f} ns per bar")
+    load_after = loadavg()
+    print(f"# /proc/loadavg before {load_before}, after {load_after}")
+    ratio = f"{v_grid.wall / lo.wall:.1f}x (goal >= 20x)" if v_grid else "vectorbt not installed"
+    print(f"# targets: 4,851-combination grid {fmt_t(ls.wall)} (<= 250 ms), "
+          f"{fmt_t(ls.wall / n_grid)} per combination at the median (<= 50 µs); "
+          f"vs vectorbt {ratio}")
+    if not args.no_memory:
+        cases = ["alphaloop", "alphaloop_10x"]
+        if vbt is not None:
+            cases.append("vectorbt")
+            if args.vbt_10x:
+                cases.append("vectorbt_10x")
+        mem = measure_memory(cases)
+        print()
+        print("| peak memory, one run in a fresh process | RSS peak above the warmed-up process "
+              "| RSS peak | tracemalloc peak | wall |")
+        print("|---|---:|---:|---:|---:|")
+        for case, m in mem.items():
+            if isinstance(m, str):
+                print(f"| {case} | failed: {m} | | | |")
+                continue
+            print(f"| {case} | {m['rss_peak_above_base_mb']:.0f} MB | {m['rss_peak_mb']:.0f} MB "
+                  f"| {m['tracemalloc_peak_mb']:.0f} MB | {fmt_t(m['wall_s'])} |")
+        a, v = mem.get("alphaloop"), mem.get("vectorbt")
+        if isinstance(a, dict) and isinstance(v, dict):
+            print(f"# memory: vectorbt's peak above base / alphaloop's: "
+                  f"{v['rss_peak_above_base_mb'] / max(a['rss_peak_above_base_mb'], 1):.1f}x "
+                  f"(alphaloop's whole process peak {a['rss_peak_mb']:.0f} MB; goal <= 300 MB)")
+    print()
     for line in sanity(df, vbt, res.get("vbt_grid"), res["grid_long"]):
         print("# " + line)
 

@@ -133,18 +133,18 @@ def grid(
         raise ConfigError(f"--top must be 0 (all) or more, got {top}")
     _metric(metric)
     out = _check_output(csv_path) if csv_path else None
-    host = Host(memory_limit=memory_limit).start()  # imports while the input is checked
+    check_costs(commission, slippage_bps, borrow_bps, rebalance)
+    strat = load_strategy(strategy)  # read, not run: it runs only in the worker's processes
+    if not strat.parameters:
+        raise ConfigError(f"strategy {strat.name!r} has no parameters to vary; "
+                          "use alphaloop backtest")
+    columns = combinations(strat, parse_axes(strat, param or []), where)
+    total = len(next(iter(columns.values())))
+    if total == 0:
+        raise ConfigError("no parameter set is left: --where or the strategy's CONSTRAINTS "
+                          "exclude every combination")
+    host = Host(memory_limit=memory_limit).start()  # imports while the bars load
     try:
-        check_costs(commission, slippage_bps, borrow_bps, rebalance)
-        strat = load_strategy(strategy)  # read, not run
-        if not strat.parameters:
-            raise ConfigError(f"strategy {strat.name!r} has no parameters to vary; "
-                              "use alphaloop backtest")
-        columns = combinations(strat, parse_axes(strat, param or []), where)
-        total = len(next(iter(columns.values()))) if columns else 1
-        if total == 0:
-            raise ConfigError("no parameter set is left: --where or the strategy's CONSTRAINTS "
-                              "exclude every combination")
         bars = slice_dates(load(ticker, timeframe, data, adjust=not no_adjust), start, end)
         check_confinement(unconfined, [] if strat.is_library else [strat.name])
         base = strategy_task(
