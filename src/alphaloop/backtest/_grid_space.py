@@ -7,45 +7,28 @@
 - `combinations(strategy, axes, where)`: every combination (parameters not given take their
   default), filtered by ``where`` and by the strategy's own ``CONSTRAINTS`` if it declares any;
   one numpy array per parameter.
-- ``where`` is a small expression language parsed here, never evaluated as Python::
-
-      where      := condition (("," | "and") condition)*
-      condition  := expr (cmp expr)+          cmp    := "<" | "<=" | ">" | ">=" | "==" | "!="
-      expr       := term (("+" | "-") term)*  term   := factor (("*" | "/") factor)*
-      factor     := NUMBER | NAME | "-" factor | "(" expr ")"
-
-  NAME is one of the strategy's parameters (True/False count as 1/0).
+- ``where`` is conditions separated by "," or "and", each in the grammar of a strategy's
+  ``CONSTRAINTS`` (`alphaloop.backtest._constraints`: numeric parameter names, numbers,
+  ``+ - * / ( )``, ``< <= > >=``, chains such as ``2 <= fast < slow``), parsed there and never
+  evaluated as Python.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from alphaloop.errors import ConfigError
 
-__all__ = ["MAX_COMBINATIONS", "combinations", "parse_axes", "where_mask"]
+__all__ = ["MAX_COMBINATIONS", "combinations", "parse_axes", "where_constraints", "where_mask"]
 
 MAX_COMBINATIONS = 2_000_000
 """Most parameter sets one grid may hold (beyond it the grid is a typo, not a plan)."""
 _MAX_WHERE = 500
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op><=|>=|==|!=|<|>|[-+*/(),]))"
-)
-_ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-}
-_CMP: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
-}
 
 
 # -- axes -----------------------------------------------------------------------------------
@@ -113,118 +96,35 @@ def parse_axes(strategy: Any, items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 # -- where ----------------------------------------------------------------------------------
-Node = tuple[Any, ...]
+_AND = re.compile(r",|\band\b")
 
 
-class _Parser:
-    def __init__(self, text: str, names: Sequence[str]) -> None:
-        self.text, self.names = text, set(names)
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        while text[pos:].strip():
-            m = _TOKEN.match(text, pos)
-            if m is None:
-                at = len(text) - len(text[pos:].lstrip())
-                self.fail(f"unexpected {text[at]!r} at column {at + 1}")
-            kind = m.lastgroup or ""
-            self.tokens.append((kind, m.group(kind)))
-            pos = m.end()
-        self.i = 0
+def where_constraints(text: str, strategy: Any) -> list[Any]:
+    """``--where`` as constraints of `alphaloop.backtest._constraints` (the grammar a
+    strategy's ``CONSTRAINTS`` use), one per condition; `ConfigError` naming the fault."""
+    from alphaloop.backtest._constraints import parse_constraint
+    from alphaloop.errors import StrategyError
 
-    def fail(self, why: str) -> None:
-        raise ConfigError(f"--where {self.text!r}: {why}; write e.g. --where 'fast < slow' "
-                          "(parameter names, numbers, + - * /, comparisons, 'and')")
-
-    def peek(self) -> str | None:
-        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        if self.i >= len(self.tokens):
-            self.fail("it ends too early")
-        self.i += 1
-        return self.tokens[self.i - 1]
-
-    def conditions(self) -> list[Node]:
-        out = [self.condition()]
-        while self.peek() in (",", "and"):
-            self.take()
-            out.append(self.condition())
-        if self.peek() is not None:
-            self.fail(f"unexpected {self.peek()!r}")
-        return out
-
-    def condition(self) -> Node:
-        sides = [self.expr(0)]
-        ops = []
-        while self.peek() in _CMP:
-            ops.append(self.take()[1])
-            sides.append(self.expr(0))
-        if not ops:
-            self.fail("each condition needs a comparison such as fast < slow")
-        return ("cmp", tuple(ops), tuple(sides))
-
-    def expr(self, depth: int) -> Node:
-        node = self.term(depth)
-        while self.peek() in ("+", "-"):
-            node = (self.take()[1], node, self.term(depth))
-        return node
-
-    def term(self, depth: int) -> Node:
-        node = self.factor(depth)
-        while self.peek() in ("*", "/"):
-            node = (self.take()[1], node, self.factor(depth))
-        return node
-
-    def factor(self, depth: int) -> Node:
-        if depth > 16:
-            self.fail("it nests too deeply")
-        kind, text = self.take()
-        if kind == "num":
-            return ("num", float(text))
-        if kind == "name" and text not in ("and",):
-            if text not in self.names:
-                known = ", ".join(sorted(self.names))
-                self.fail(f"{text!r} is not a numeric parameter of the strategy ({known})")
-            return ("var", text)
-        if text == "-":
-            return ("neg", self.factor(depth + 1))
-        if text == "(":
-            node = self.expr(depth + 1)
-            if self.take()[1] != ")":
-                self.fail("a '(' is not closed")
-            return node
-        self.fail(f"unexpected {text!r}")
-        raise AssertionError  # pragma: no cover - fail raises
-
-
-def _value(node: Node, cols: Mapping[str, np.ndarray]) -> Any:
-    op = node[0]
-    if op == "num":
-        return node[1]
-    if op == "var":
-        return cols[node[1]]
-    if op == "neg":
-        return -_value(node[1], cols)
-    return _ARITH[op](_value(node[1], cols), _value(node[2], cols))
-
-
-def where_mask(text: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Which sets of ``columns`` satisfy ``text`` (see the module docstring); a comparison
-    with a non-finite side (a division by zero) never holds."""
     if len(text) > _MAX_WHERE:
         raise ConfigError(f"--where is {len(text)} characters; at most {_MAX_WHERE}")
-    numeric = {name: col.astype(np.float64) for name, col in columns.items()
-               if col.dtype.kind in "biuf"}
+    out = []
+    for part in _AND.split(text):
+        try:
+            out.append(parse_constraint(part.strip(), strategy.parameters, strategy.name))
+        except StrategyError as exc:
+            detail = exc.args[0].split(": ", 1)[-1]
+            raise ConfigError(f"--where {part.strip()!r}: {detail} (e.g. --where "
+                              "'fast < slow, 2*fast <= slow')") from None
+    return out
+
+
+def where_mask(text: str, strategy: Any, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Which sets of ``columns`` satisfy every condition of ``text``; a comparison with a
+    non-finite side (a division by zero) never holds."""
     k = len(next(iter(columns.values()))) if columns else 0
     mask = np.ones(k, dtype=bool)
-    with np.errstate(all="ignore"):
-        for _, ops, sides in _Parser(text, list(numeric)).conditions():
-            values = [np.broadcast_to(np.asarray(_value(s, numeric), dtype=np.float64), (k,))
-                      for s in sides]
-            for v in values:
-                mask &= np.isfinite(v)
-            for op, left, right in zip(ops, values, values[1:], strict=False):
-                mask &= _CMP[op](left, right)
+    for constraint in where_constraints(text, strategy):
+        mask &= np.broadcast_to(constraint.mask(columns), (k,))
     return mask
 
 
@@ -252,7 +152,7 @@ def combinations(
             columns[name] = _array([defaults[name]] * total, spec)
     mask = np.ones(total, dtype=bool)
     if where is not None and where.strip():
-        mask &= where_mask(where, columns)
-    for constraint in getattr(strategy, "constraints", ()):
-        mask &= np.asarray(constraint.mask(columns), dtype=bool)
+        mask &= where_mask(where, strategy, columns)
+    for constraint in strategy.constraints:
+        mask &= np.broadcast_to(constraint.mask(columns), (total,))
     return {name: col[mask] for name, col in columns.items()}
