@@ -173,3 +173,21 @@ def test_the_study_is_told_a_bounded_window_of_a_long_history() -> None:
     assert len(props) == 4
     assert all("told 50 of 1500 results" in p.description for p in props)
     assert all(p.parameters["fast"] < p.parameters["slow"] for p in props)
+
+
+def test_scaled_lookbacks_keep_their_constraints() -> None:
+    """Scaled to the data's bars, a constraint scaling broke at the defaults moves them to
+    the nearest point meeting it; where no point can, the constraint goes (stated in code)."""
+    from alphaloop.agents.development import fit_to_bars
+
+    days = source('CONSTRAINTS = ["fast + 5 <= slow"]').replace(
+        '"high": 100}', '"high": 100, "unit": "days"}').replace(
+        '"high": 300}', '"high": 300, "unit": "days"}')
+    strat = from_source(days, "days")
+    fitted = fit_to_bars(strat, 252.0, 30)  # capped at 10 bars: defaults 9 and 10
+    assert [c.text for c in fitted.constraints] == ["fast + 5 <= slow"]
+    d = fitted.defaults()
+    assert d["fast"] + 5 <= d["slow"] <= 10 and d["fast"] == 5  # the nearest that meets it
+    squeezed = fit_to_bars(strat, 1560.0, 30)  # fast and slow both 10..10 bars
+    assert squeezed.constraints == ()
+    assert "no point meets CONSTRAINTS ['fast + 5 <= slow']" in squeezed.source

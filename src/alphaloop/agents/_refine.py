@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from alphaloop.agents._tuning import nearest_feasible
+from alphaloop.backtest._source import with_constraints
 from alphaloop.backtest.strategy import (
     Strategy,
     declared_parameters,
@@ -22,6 +23,7 @@ from alphaloop.backtest.strategy import (
     scale_lookbacks,
     with_parameters,
 )
+from alphaloop.errors import StrategyError
 
 __all__ = ["FIXES", "REFINEMENTS", "VOL_TARGET_DAYS", "clashes", "fit_to_bars", "refine"]
 
@@ -162,12 +164,21 @@ def fit_to_bars(strategy: Strategy, bars_per_year: float, in_sample_bars: int | 
     raw = dict(declared_parameters(strategy))
     for n in changed:
         raw[n] = specs[n].to_dict()
-    # scaling keeps fast < slow; a constraint it broke gets the nearest default that meets it
-    moved = nearest_feasible(specs, strategy.constraints, strategy.name)
+    source = strategy.source
+    note = _scaling_note(bars_per_year, cap)
+    # scaling keeps fast < slow; a constraint it broke gets the nearest default that meets it,
+    # and where nothing can (fast and slow squeezed to one value) the constraints go, as the
+    # rules stay flat on such points anyway
+    try:
+        moved = nearest_feasible(specs, strategy.constraints, strategy.name)
+    except StrategyError:
+        moved = {}
+        source = with_constraints(source, strategy.name, [])
+        note += f"; no point meets CONSTRAINTS {[c.text for c in strategy.constraints]}"
     for n, value in moved.items():
         raw[n] = {**raw[n], "default": value}
-    source = with_parameters(strategy.source, strategy.name, raw)
-    source += f"\n# --- alphaloop: {_scaling_note(bars_per_year, cap)} ---\n"
+    source = with_parameters(source, strategy.name, raw)
+    source += f"\n# --- alphaloop: {note} ---\n"
     return from_source(source, strategy.name)
 
 

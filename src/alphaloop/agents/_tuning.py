@@ -146,7 +146,8 @@ def nearest_feasible(
 ) -> dict[str, Any]:
     """New defaults for the parameters whose declared defaults violate ``constraints`` (none
     when they meet them): of 4,096 seeded uniform draws meeting them, the one nearest the
-    defaults (range-normalised L1). `StrategyError` if no draw meets them."""
+    defaults (range-normalised L1). `StrategyError` if no draw meets them (a space scaled
+    down to a few bars, where ``fast`` and ``slow`` can only be equal)."""
     defaults = {n: s.default for n, s in specs.items()}
     if all(c.holds(defaults) for c in constraints):
         return {}

@@ -37,6 +37,7 @@ __all__ = [
     "inspect_source",
     "library_names",
     "library_source",
+    "with_constraints",
     "with_parameters",
 ]
 
@@ -246,6 +247,22 @@ def with_parameters(source: str, name: str, raw: dict[str, Any]) -> str:
     so generated code keeps the one-literal form (`StrategyError` if the source has none)."""
     _, stmt = _parameters(_parse(source, name), name)
     assert stmt is not None
+    return _replace(source, stmt, "PARAMETERS = " + pprint.pformat(raw, width=88,
+                                                                   sort_dicts=False))
+
+
+def with_constraints(source: str, name: str, texts: list[str]) -> str:
+    """``source`` with its ``CONSTRAINTS`` list replaced by ``texts`` (unchanged if it
+    declares none)."""
+    tree = _parse(source, name)
+    _constraints(tree, name)  # one plain assignment, or none
+    stmt = next((s for s in tree.body for bound, _ in _assigned_names(s)
+                 if bound == "CONSTRAINTS"), None)
+    return source if stmt is None else _replace(source, stmt, f"CONSTRAINTS = {texts!r}")
+
+
+def _replace(source: str, stmt: ast.stmt, text: str) -> str:
+    """``source`` with the statement ``stmt`` replaced by ``text``."""
     lines = source.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
@@ -257,7 +274,6 @@ def with_parameters(source: str, name: str, raw: dict[str, Any]) -> str:
 
     start = at(stmt.lineno, stmt.col_offset)
     end = at(stmt.end_lineno or stmt.lineno, stmt.end_col_offset or 0)
-    text = "PARAMETERS = " + pprint.pformat(raw, width=88, sort_dicts=False)
     return source[:start] + text + source[end:]
 
 
