@@ -8,6 +8,11 @@ A strategy is Python source (a library file, a user's file, or code an LLM wrote
 - ``PARAMETERS``: one literal dict, parameter name -> plain dict (see `_params`), e.g.
   ``{"fast": {"default": 10, "low": 2, "high": 100}}``.
 - a module docstring: the strategy's description (first line: the summary).
+- optionally ``generate_positions_batch(data, **params) -> ndarray``: the same rule for many
+  parameter sets at once — each parameter a numpy array of k values, the result of shape
+  ``(bars, k)``, column j what ``generate_positions`` returns for set j. A grid
+  (`alphaloop.backtest.grid`) calls it once per chunk of sets instead of the simple
+  interface once per set.
 
 A task flows down through this package, one module per job:
 
