@@ -81,6 +81,10 @@ def mixed(task: BacktestTask) -> dict[str, Any]:
         return {"n": float(big[0])}
     if do == "kill_first":
         if runs == 1:
+            if "wait_for" in p:  # a file the test creates when it is time to die
+                deadline = time.monotonic() + 60
+                while not Path(p["wait_for"]).exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
             os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(10)
         return {"task_id": task.task_id, "runs": runs}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import _tasks
 from _tasks import task
 from alphaloop.execution import (
+    BacktestTask,
     Executor,
     LocalPool,
     RetryPolicy,
@@ -40,6 +43,10 @@ def dask_client() -> Iterator[object]:
             memory_limit="2GiB",
         )
         client = distributed.Client(cluster)
+        # the workers work elsewhere: a data path relative to the test's folder means
+        # nothing to them (the bars must be shipped)
+        elsewhere = tempfile.mkdtemp(prefix="alphaloop-dask-cwd-")
+        client.run(os.chdir, elsewhere)
         try:
             yield client
         finally:
@@ -189,3 +196,125 @@ def test_dask_backend_by_scheduler_address(dask_client: object, q: TaskQueue) ->
         assert ex.run(q, _tasks.mixed).completed == 5
     with pytest.raises(ValueError, match="either a scheduler address or a client"):
         DaskBackend()
+
+
+def _backtests(data_path: str, n: int = 6) -> list[BacktestTask]:
+    from alphaloop.backtest.strategy import library_source
+
+    src = library_source("sma_crossover")
+    return [
+        BacktestTask(
+            task_id=f"b{i}",
+            experiment_id="e",
+            variant_id=f"v{i}",
+            strategy_code=src,
+            strategy_name="sma_crossover",
+            ticker="GOOG",
+            data_path=data_path,
+            strategy_parameters={"fast": 5 + i, "slow": 60 + 10 * i},
+        )
+        for i in range(n)
+    ]
+
+
+def test_backtests_on_data_only_the_orchestrator_can_read(
+    make_executor: Callable[..., Executor],
+    q: TaskQueue,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--data prices`` relative to the orchestrator's folder: the local pool's workers
+    share that folder, the Dask workers work elsewhere and get the bars shipped."""
+    from alphaloop import data as market
+    from alphaloop.execution.task_runner import run_task, run_task_in_process
+
+    (tmp_path / "prices").mkdir()
+    market.load("GOOG").to_csv(tmp_path / "prices" / "GOOG.csv")
+    monkeypatch.chdir(tmp_path)
+    tasks = _backtests("prices")
+    q.enqueue_batch(tasks)
+    summary = make_executor(task_timeout=120.0).run(q, run_task)
+    assert summary.completed == len(tasks), [q.get_error(t.task_id) for t in tasks]
+    for t in tasks:
+        assert q.get_result(t.task_id) == run_task_in_process(t), t.task_id
+
+
+def test_dask_without_shipping_workers_cannot_find_the_data(
+    dask_client: object, q: TaskQueue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variant above is a real test of shipping: without it the Dask workers fail."""
+    from alphaloop import data as market
+    from alphaloop.execution.dask_backend import DaskBackend
+    from alphaloop.execution.task_runner import run_task
+
+    (tmp_path / "prices").mkdir()
+    market.load("GOOG").to_csv(tmp_path / "prices" / "GOOG.csv")
+    monkeypatch.chdir(tmp_path)
+    q.enqueue_batch(_backtests("prices", 2))
+    with DaskBackend(client=dask_client, task_timeout=120, ship_data=False) as ex:
+        summary = ex.run(q, run_task)
+    assert summary.completed == 0 and summary.gave_up == 2
+    assert "does not exist" in (q.get_error("b0") or "")
+
+
+def test_dask_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
+    dask_client: object, q: TaskQueue, tmp_path: Path
+) -> None:
+    """A batch of six: two finish and are recorded, the third kills its Dask worker. The two
+    stay recorded (run once); the killed one and the three behind it are charged one failed
+    attempt each and complete later; every result is recorded and reported once."""
+    from alphaloop.execution.dask_backend import DaskBackend
+
+    go = tmp_path / "go"
+    first = [task(0, d=tmp_path), task(1, d=tmp_path)]
+    killer = task("k", "kill_first", tmp_path, wait_for=str(go))
+    rest = [task(i, d=tmp_path) for i in range(2, 12)]
+    q.enqueue_batch([*first, killer, *rest])
+    seen: list[str] = []
+
+    def on_result(task_id: str, result: dict[str, object]) -> None:
+        seen.append(task_id)
+        if {"t0", "t1"} <= set(seen):
+            go.touch()  # both recorded: now the worker dies
+
+    with DaskBackend(client=dask_client, batch_size=6) as ex:
+        summary = ex.run(q, _tasks.mixed, on_result=on_result)
+    ids = [f"t{i}" for i in range(12)] + ["tk"]
+    assert sorted(seen) == sorted(ids) and summary.completed == 13
+    assert q.get_stats()["completed"] == 13
+    for tid in ("t0", "t1"):
+        [a] = q.attempts(tid)
+        assert a.outcome == "completed" and q.get_result(tid)["runs"] == 1
+    for tid in ("tk", "t2", "t3", "t4"):  # the killed task and the three behind it
+        lost, *_more, last = q.attempts(tid)
+        assert lost.outcome == "failed" and "KilledWorker" in lost.error, tid
+        assert last.outcome == "completed"
+    assert summary.failed_attempts == 4
+
+
+def test_dask_straggler_batch_is_split_when_the_others_are_done(
+    dask_client: object, q: TaskQueue, tmp_path: Path
+) -> None:
+    """The first batch's head blocks until the four tasks behind it are recorded: only a
+    split lets them run elsewhere (without one, the head would wait 60 s and they after it)."""
+    from alphaloop.execution.dask_backend import DaskBackend
+
+    head = task("slow", "block", tmp_path, seconds=60)
+    tail = [task(i, "sleep", seconds=0.05) for i in range(4)]
+    other = [task(i, "sleep", seconds=0.05) for i in range(4, 9)]
+    q.enqueue_batch([head, *tail, *other])
+    seen: set[str] = set()
+
+    def on_result(task_id: str, result: dict[str, object]) -> None:
+        seen.add(task_id)
+        if {"t0", "t1", "t2", "t3"} <= seen:
+            (tmp_path / "tslow.release").touch()
+
+    with DaskBackend(client=dask_client, batch_size=5) as ex:
+        summary = ex.run(q, _tasks.mixed, on_result=on_result)
+    assert summary.completed == 10 and summary.failed_attempts == 0
+    blocked = q.get_result("tslow")
+    assert blocked is not None and q.attempts("tslow")[0].worker_pid not in {
+        q.attempts(f"t{i}")[-1].worker_pid for i in range(4)
+    }
+    assert all(len(q.attempts(f"t{i}")) == 1 for i in range(9))

@@ -4,8 +4,10 @@
 result back to the orchestrator as it comes, so a batch lost with its worker loses only what
 had not been sent yet:
 
-* ``("start", None)`` when the batch begins (the orchestrator's clock for timeouts starts
-  then, and only a started batch's tasks are charged a failed attempt when its worker dies),
+* ``("start", worker address)`` before the batch runs anything, and only once the scheduler
+  has it (the orchestrator's clock for timeouts starts then, and only a started batch's
+  tasks are charged a failed attempt when its worker dies: Dask may have queued a second
+  batch on that worker, which never ran),
 * ``("alive", None)`` while a clean worker starts (it imports for a second or more),
 * ``("results", [result, ...])`` at most every ``flush_seconds`` while results come.
 
@@ -93,6 +95,20 @@ class Stream:
             return False
         return True
 
+    def send_sure(self, kind: str, data: Any = None) -> None:
+        """`send`, returning only once the scheduler has the event (one round trip): a
+        worker that dies right after cannot take it along. The orchestrator charges a lost
+        batch's tasks a failed attempt only if it heard that the batch started."""
+        if self.worker is None:
+            return
+        try:
+            from distributed.utils import sync
+
+            msg = [self.key, kind, time.time(), data]
+            sync(self.worker.loop, self.worker.scheduler.log_event, topic=self.topic, msg=msg)
+        except Exception:
+            self.send(kind, data)
+
     def add(self, result: Result) -> None:
         with self._lock:
             if not self.pending:
@@ -167,7 +183,7 @@ def run_batch(
 ) -> list[Result]:
     """Run ``items`` in order with ``fn``, streaming results; returns those not yet sent."""
     stream = Stream(topic, key, flush_seconds)
-    stream.send("start", None if stream.worker is None else stream.worker.address)
+    stream.send_sure("start", None if stream.worker is None else stream.worker.address)
     try:
         todo = _on_shipped(items, bars, stream)
         if getattr(fn, "needs_clean_worker", False):

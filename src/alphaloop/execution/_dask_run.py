@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import queue as queue_mod
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from alphaloop.execution._base import OnResult, StopWhen, TaskFn, format_seconds
 from alphaloop.execution._dask_batches import cut, run_batch
+from alphaloop.execution._dask_ship import Shipper
 from alphaloop.execution._queue import TaskQueue
 from alphaloop.execution._schedule import batch_depth, guided_share
 from alphaloop.execution._task import Claim, FailureKind, RunSummary, TaskState
@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 _FLUSH_MAX = 512
 _RESCUE_SECONDS = 1.0
-_NULL_PATH = ',"data_path":null,"adjust":'  # the fast test for "no data to ship"
 
 
 @dataclass(eq=False)
@@ -41,67 +40,6 @@ class Batch:
     worker: str | None = None  # where it runs (from its start event)
     submitted: float = field(default_factory=time.monotonic)
     index: dict[str, int] = field(default_factory=dict)
-
-
-class Shipper:
-    """The bars behind the claims, loaded here once per run and scattered to every worker
-    once per fingerprint (kept across runs while the backend lives)."""
-
-    def __init__(self, client: Any, scattered: dict[str, Any]) -> None:
-        self.client = client
-        self.scattered = scattered  # fingerprint -> future of the frame on the workers
-        self.sources: dict[tuple[Any, ...], tuple[str, Any] | str] = {}
-
-    def prepare(
-        self, claims: list[Claim]
-    ) -> tuple[list[tuple[str, int, str, str | None]], dict[str, Any], list[tuple[Claim, str]]]:
-        """``(items, {fingerprint: future}, [(claim, error)])`` for one batch."""
-        items: list[tuple[str, int, str, str | None]] = []
-        bars: dict[str, Any] = {}
-        bad: list[tuple[Claim, str]] = []
-        for c in claims:
-            if _NULL_PATH in c.payload:
-                items.append((c.task_id, c.attempt, c.payload, None))
-                continue
-            t = json.loads(c.payload)
-            if t.get("data_path") is None:
-                items.append((c.task_id, c.attempt, c.payload, None))
-                continue
-            src = (str(t["ticker"]).upper(), t["timeframe"], os.path.abspath(t["data_path"]))
-            got = self._source((*src, bool(t.get("adjust", True))))
-            if isinstance(got, str):
-                bad.append((c, got))
-                continue
-            fp, fut = got
-            bars[fp] = fut
-            items.append((c.task_id, c.attempt, c.payload, fp))
-        return items, bars, bad
-
-    def _source(self, key: tuple[Any, ...]) -> tuple[str, Any] | str:
-        got = self.sources.get(key)
-        if isinstance(got, tuple) and got[1].status != "finished":  # lost with its workers
-            got = None
-        if got is None:
-            from alphaloop import data as market
-            from alphaloop.errors import AlphaloopError
-
-            ticker, timeframe, path, adjust = key
-            try:
-                frame = market.load(ticker, timeframe, path, adjust=adjust)
-            except AlphaloopError as exc:
-                got = self.sources[key] = f"{type(exc).__name__}: {exc}"
-                return got
-            fp = market.fingerprint(frame)
-            fut = self.scattered.get(fp)
-            if fut is None or fut.status != "finished":
-                name = f"alphaloop-bars-{fp}"
-                fut = self.client.scatter({name: frame}, broadcast=True, hash=False)[name]
-                self.scattered[fp] = fut
-                logger.info(
-                    "shipped %s %s (%d bars, %s) to the workers", ticker, timeframe, len(frame), fp
-                )
-            got = self.sources[key] = (fp, fut)
-        return got
 
 
 class Run:
@@ -317,22 +255,25 @@ class Run:
             reason = "its batch ended before it ran"
         elif fut.status == "error":
             exc = fut.exception()
-            if isinstance(exc, self.b._distributed.KilledWorker):
-                error = f"worker process died (dask KilledWorker: {exc})"
+            killed = isinstance(exc, self.b._distributed.KilledWorker)
+            if killed and not b.started:  # queued on the worker that died; never ran
+                left, reason = self.owned(b), ""
             else:
-                error = f"{type(exc).__name__}: {exc}"
-            for c in self.owned(b):  # each unfinished task of a lost batch: one failed attempt
-                del self.pending[c.task_id]
-                self.fail(c, error, None)
-            left = []
+                if killed:
+                    error = f"worker process died (dask KilledWorker: {exc})"
+                else:
+                    error = f"{type(exc).__name__}: {exc}"
+                for c in self.owned(b):  # each unfinished task of a lost batch: one attempt
+                    del self.pending[c.task_id]
+                    self.fail(c, error, None)
+                left = []
         else:  # cancelled or lost: not the tasks' fault
             left, reason = self.owned(b), f"dask future {fut.status}"
         for c in left:
             del self.pending[c.task_id]
         if left:
-            self.queue.release_many(
-                [(c.task_id, c.attempt) for c in left], started=True, reason=reason
-            )
+            pairs = [(c.task_id, c.attempt) for c in left]
+            self.queue.release_many(pairs, started=bool(reason), reason=reason)
         b.future = None
 
     # ------------------------------------------------------------------ time and splits
