@@ -4,34 +4,25 @@ an error, and no request leaves ``file:``. A screenshot goes to the test output 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from test_report import many_rows, shared_workflow
+from test_report import shared_pages, shared_workflow
 
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The report of the shared workflow, and the same report with 10,000 variants."""
-    from alphaloop.report._gather import gather
-    from alphaloop.report._page import render
-    from alphaloop.report._replay import start_host
-
-    home, wid, result = shared_workflow(tmp_path_factory)
-    host = start_host()
-    try:
-        report = gather(wid, str(home), host)
-    finally:
-        host.close()
-    big = many_rows(report, 10_000)
-    out = tmp_path_factory.mktemp("browser-report")
-    (out / "report.html").write_text(render(report), encoding="utf-8")
-    (out / "report-10000.html").write_text(render(big), encoding="utf-8")
-    return {"real": out / "report.html", "big": out / "report-10000.html", "result": result,
-            "rows": big.rows}
+    """The shared workflow's report, and the same report with 10,000 variants."""
+    _, _, result = shared_workflow(tmp_path_factory)
+    real, big = shared_pages(tmp_path_factory)
+    text = big.read_text(encoding="utf-8")
+    rows = json.loads(re.search(r'id="variants-data">(.*?)</script>', text, re.S).group(1))
+    return {"real": real, "big": big, "result": result, "rows": rows["rows"]}
 
 
 class Opened:

@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,34 @@ def many_rows(report: Any, n: int) -> Any:
     return dataclasses.replace(report, experiments=experiments, rows=rows)
 
 
+def shared_pages(factory: pytest.TempPathFactory, report: Any = None) -> tuple[Path, Path]:
+    """The shared workflow's report and the same report with 10,000 variants (`many_rows`),
+    written once per test session; ``report`` is its content if the caller has it."""
+    from alphaloop.report._page import render
+
+    base = factory.getbasetemp() / "report-workflow"
+    real, big = base / "report.html", base / "report-10000.html"
+    if not big.exists():
+        if report is None:
+            home, wid, _ = shared_workflow(factory)
+            report = gather_once(wid, home)
+        real.write_text(render(report), encoding="utf-8")
+        big.write_text(render(many_rows(report, 10_000)), encoding="utf-8")
+    return real, big
+
+
+def gather_once(wid: str, home: Path) -> Any:
+    """The report's content (`report._gather`), the winner run again in a confined process."""
+    from alphaloop.report._gather import gather
+    from alphaloop.report._replay import start_host
+
+    host = start_host()
+    try:
+        return gather(wid, str(home), host)
+    finally:
+        host.close()
+
+
 def _snapshot(home: Path) -> dict[str, str]:
     return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(home.rglob("*")) if p.is_file()}
@@ -92,17 +119,12 @@ def page(workflow: tuple[Path, str, dict[str, Any]], tmp_path_factory: pytest.Te
 
 
 @pytest.fixture(scope="module")
-def gathered(workflow: tuple[Path, str, dict[str, Any]]) -> Iterator[Any]:
-    """The report's content (`report._gather`), the winner run again in a confined process."""
-    from alphaloop.report._gather import gather
-    from alphaloop.report._replay import start_host
-
+def gathered(workflow: tuple[Path, str, dict[str, Any]],
+             tmp_path_factory: pytest.TempPathFactory) -> Any:
     home, wid, _ = workflow
-    host = start_host()
-    try:
-        yield gather(wid, str(home), host)
-    finally:
-        host.close()
+    report = gather_once(wid, home)
+    shared_pages(tmp_path_factory, report)  # for the browser tests
+    return report
 
 
 def _text(html: str) -> str:
@@ -229,10 +251,9 @@ def test_curves_end_on_the_stored_metrics(gathered: Any,
                                                         rel=1e-9)
 
 
-def test_ten_thousand_variants_fit_the_size_budget(gathered: Any) -> None:
-    from alphaloop.report._page import render
-
-    html = render(many_rows(gathered, 10_000))
+def test_ten_thousand_variants_fit_the_size_budget(
+        gathered: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    html = shared_pages(tmp_path_factory, gathered)[1].read_text(encoding="utf-8")
     assert len(html.encode("utf-8")) <= MAX_BYTES, len(html)
     data = json.loads(re.search(r'id="variants-data">(.*?)</script>', html, re.S).group(1))
     assert len(data["rows"]) == 10_000
@@ -279,10 +300,14 @@ def test_errors_are_one_line_and_exit_2(workflow: tuple[Path, str, dict[str, Any
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
 
+    from alphaloop.errors import ConfigError
+    from alphaloop.report import render_report
+
     one_line(alphaloop("report", "workflow_nope", "--home", str(home), cwd=tmp_path),
              "no workflow 'workflow_nope'")
     missing = tmp_path / "no-home"
-    one_line(alphaloop("report", wid, "--home", str(missing), cwd=tmp_path), "no workflow")
+    with pytest.raises(ConfigError, match="no workflow"):
+        render_report(wid, missing)
     assert not missing.exists()  # reading never creates a home
     one_line(alphaloop("report", wid, "--home", str(home), "-o", str(tmp_path)),
              f"cannot write {tmp_path}")

@@ -93,8 +93,10 @@ def _date_ticks(dates: pd.DatetimeIndex) -> list[tuple[int, str]]:
 
 
 def _fmt(value: float, percent: bool) -> str:
+    if abs(value) < 1e-12:
+        return "0%" if percent else "0"
     if percent:
-        return f"{value * 100:.0f}%" if abs(value) >= 0.1 or value == 0 else f"{value*100:.1f}%"
+        return f"{value * 100:.0f}%" if abs(value) >= 0.1 else f"{value * 100:.1f}%"
     return f"{value:.4g}"
 
 
@@ -310,7 +312,8 @@ def trajectory_chart(title: str, scores: Sequence[float | None],
         if i == 0 or research[i] != research[i - 1]:
             body.append(f'<line class="boundary" x1="{x[i] - 4:.1f}" x2="{x[i] - 4:.1f}" '
                         f'y1="{TOP}" y2="{240 - BOTTOM}"/><text class="note" '
-                        f'x="{x[i] - 1:.1f}" y="{TOP + 10}">research {research[i]}</text>')
+                        f'x="{x[i] - 1:.1f}" y="{240 - BOTTOM - 4}">research {research[i]}'
+                        "</text>")
     step = []
     for i in range(n):
         if math.isfinite(best[i]):

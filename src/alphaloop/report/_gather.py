@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alphaloop.report._replay import Curves, Replay, replay
+from alphaloop.workflow.explain import plain_criterion
 
 __all__ = ["ROW_FIELDS", "Experiment", "GateRow", "Report", "gather"]
 
@@ -150,7 +151,9 @@ def _round(value: Any) -> float | int | None:
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
+    """``fast=20, k=0.2085`` (floats to 4 significant digits: for reading, not re-running)."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
 
 
 def _tree(w: Mapping[str, Any], looks: Mapping[str, Any]
@@ -175,7 +178,8 @@ def _tree(w: Mapping[str, Any], looks: Mapping[str, Any]
                 held = "run"
             index = strategies.setdefault(ins.strategy_name, len(strategies))
             verdict = -1 if ins.error else 1 if ins.gate_passed else 0
-            failed = [ins.error] if ins.error else list(ins.failed_criteria)
+            failed = [ins.error] if ins.error else [plain_criterion(f)
+                                                     for f in ins.failed_criteria]
             m = ins.metrics
             rows.append([len(experiments), v.variant_id, index, _params_text(ins.parameters),
                          _round(ins.gate_score), verdict, _round(m.get("sharpe_ratio")),

@@ -257,7 +257,7 @@ def _tree(r: Report) -> str:
                           e.best_failed, criteria=r.settings.get("criteria"))) + "</li>")
             items.append(
                 f"<details><summary>experiment {e.seq} (strategy round "
-                f"{e.strategy_iteration}): {_e(e.description)} &rarr; "
+                f"{e.strategy_iteration}): {_e(_described(e.description))} &rarr; "
                 f"<b>{_e(explain.plain_action(e.action) if e.action else 'pending')}</b>"
                 f"</summary><ul><li>{e.n_variants} variants; best gate score {score}: "
                 f"{_e(e.best_label)}</li>{failed}<li>decision: {_e(decision)}</li>"
@@ -267,6 +267,15 @@ def _tree(r: Report) -> str:
                      f"{len(members)} experiments, {best}</summary>{''.join(items)}</details>")
     return (f'<h2 id="tree">The experiments</h2><p class="muted">Research iteration &rarr; '
             f'experiment &rarr; variants.</p><div class="tree">{"".join(parts)}</div>')
+
+
+def _described(description: str) -> str:
+    """An experiment's description with the action that made it in words (``TUNE_PARAMETERS:
+    2 variants`` -> ``tuning the parameters: 2 variants``)."""
+    head, sep, rest = description.partition(": ")
+    if sep and head.isupper() and head.replace("_", "").isalpha():
+        return f"{explain.plain_action(head)}: {rest}"
+    return description
 
 
 def _variants(r: Report) -> str:
@@ -305,7 +314,8 @@ def _variants(r: Report) -> str:
 <button id="variants-prev" type="button">&larr; previous</button>
 <button id="variants-next" type="button">next &rarr;</button>
 <span id="variants-status" class="muted"></span></div>
-<table id="variants-table"><thead><tr>{th}</tr></thead><tbody></tbody></table>
+<div class="scroll"><table id="variants-table"><thead><tr>{th}</tr></thead><tbody></tbody>
+</table></div>
 <script type="application/json" id="variants-data">{text}</script>"""
 
 

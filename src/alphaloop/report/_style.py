@@ -6,7 +6,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: var(--bg);
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-main { max-width: 1000px; margin: 0 auto; padding: 24px 20px 64px; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 20px 64px; }
 h1 { font-size: 22px; margin: 0 0 4px; word-break: break-all; }
 h2 { font-size: 18px; margin: 36px 0 8px; padding-top: 8px; border-top: 1px solid var(--line); }
 h3 { font-size: 15px; margin: 20px 0 6px; }
@@ -47,13 +47,15 @@ summary { cursor: pointer; }
 #variants-table th[data-key] { cursor: pointer; user-select: none; }
 #variants-table th[aria-sort=ascending]::after { content: " \\25B2"; }
 #variants-table th[aria-sort=descending]::after { content: " \\25BC"; }
-#variants-table td.params, #variants-table td.failed { max-width: 260px; }
+#variants-table td.params { min-width: 150px; } #variants-table td.failed { min-width: 220px; }
+#variants-table { font-size: 12px; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px;
   padding: 10px; overflow: auto; font-size: 12px; line-height: 1.4; max-height: 520px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0;
   font-size: 14px; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-all; }
+.scroll { overflow-x: auto; }
 .note-box { background: #fffbeb; border: 1px solid #fde68a; padding: 8px 12px;
   border-radius: 6px; }
 """
