@@ -14,6 +14,13 @@
    processes (``run_task``); the reference is a bare ProcessPoolExecutor running the same
    backtests in its own processes (``run_task_in_process``, no boundary). Skipped if the
    backtest layer is not importable.
+5. Real backtests (``--dask-real 500,5000``) on LocalPool(2) and on DaskBackend over a
+   LocalCluster(2 workers x 1 thread), and a bare ``client.map(run_task)`` + gather of the same
+   tasks, in the same run, repeat by repeat; each repeat uses new parameter sets (no process
+   has computed them before). The data is a CSV copy of GOOG given as ``data_path``, so the
+   Dask backend ships it (``--dask-real-data sample`` uses the embedded sample instead).
+   Prints ms per backtest (medians), the Dask overhead per backtest as a fraction of the local
+   pool's time per backtest (target <= 10%), and /proc/loadavg before and after.
 
 Medians over ``--repeat`` runs are printed.
 """
@@ -277,6 +284,115 @@ def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> No
     print(f"real    speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x ({_spread(times)})")
 
 
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:  # pragma: no cover - not Linux
+        return "n/a"
+
+
+def bench_dask_real(tmp: Path, repeat: int, sizes: list[int], data: str) -> None:
+    try:
+        import dask
+        import distributed
+
+        from alphaloop import data as market
+        from alphaloop.backtest.strategy import library_source
+        from alphaloop.execution.dask_backend import DaskBackend
+        from alphaloop.execution.task_runner import run_task
+    except ImportError as exc:
+        print(f"dask-real skipped ({exc})")
+        return
+    data_path = None
+    if data != "sample":
+        folder = tmp / "prices"
+        folder.mkdir(exist_ok=True)
+        market.load("GOOG").to_csv(folder / "GOOG.csv")
+        data_path = str(folder)
+    src = library_source("sma_crossover")
+    serial = iter(range(10**9))
+
+    def tasks(n: int) -> list[BacktestTask]:
+        out = []
+        for i in range(n):
+            k = next(serial)  # parameters no process has seen: the indicator memo stays cold
+            out.append(
+                BacktestTask(
+                    task_id=f"r{i}",
+                    experiment_id="bench",
+                    variant_id=f"v{i}",
+                    strategy_code=src,
+                    strategy_name="sma_crossover",
+                    ticker="GOOG",
+                    data_path=data_path,
+                    strategy_parameters={"fast": 2 + k % 40, "slow": 50 + k // 40},
+                )
+            )
+        return out
+
+    def drain(ex: Any, ts: list[BacktestTask]) -> float:
+        q = TaskQueue(tmp / f"dr{time.perf_counter_ns()}.db")
+        q.enqueue_batch(ts)
+        t0 = time.perf_counter()
+        s = ex.run(q, run_task)
+        dt = time.perf_counter() - t0
+        assert s.completed == len(ts), (s, q.get_stats())
+        q.close()
+        return dt
+
+    print(f"# dask-real: data {data_path or 'embedded sample'}, loadavg before {_loadavg()}")
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": 0,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+    ):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    client = distributed.Client(cluster)
+    try:
+        with LocalPool(2, cpu_threshold=CPU_THRESHOLD) as pool, DaskBackend(client=client) as dk:
+            drain(pool, tasks(40))  # workers and strategy processes started, data loaded
+            drain(dk, tasks(40))
+            client.gather(client.map(run_task, tasks(40), pure=False))
+            for n in sizes:
+                got: dict[str, list[float]] = {"local": [], "dask": [], "map": []}
+                for _ in range(repeat):
+                    got["local"].append(drain(pool, tasks(n)) / n)
+                    got["dask"].append(drain(dk, tasks(n)) / n)
+                    ts = tasks(n)
+                    t0 = time.perf_counter()
+                    futs = client.map(run_task, ts, pure=False)
+                    client.gather(futs)
+                    got["map"].append((time.perf_counter() - t0) / n)
+                    del futs
+                med = {k: statistics.median(v) for k, v in got.items()}
+                over = (med["dask"] - med["local"]) / med["local"]
+                paired = sorted(
+                    (d - loc) / loc for d, loc in zip(got["dask"], got["local"], strict=True)
+                )
+                print(
+                    f"dask-real {n:>5} backtests  LocalPool(2) {med['local'] * 1e3:6.2f} ms/task"
+                    f"   DaskBackend {med['dask'] * 1e3:6.2f} ms/task"
+                    f"   bare client.map {med['map'] * 1e3:6.2f} ms/task"
+                )
+                print(
+                    f"dask-real {n:>5} backtests  Dask overhead per backtest {over:+.1%} of the "
+                    f"local pool's (per repeat {', '.join(f'{x:+.1%}' for x in paired)}); "
+                    f"DaskBackend / client.map {med['dask'] / med['map']:.2f}"
+                )
+    finally:
+        client.close()
+        cluster.close()
+    print(f"# dask-real: loadavg after {_loadavg()}")
+
+
 def _spread(times: dict[int, list[float]]) -> str:
     """Median and range of the speed-ups of the repeats taken one by one (1 and 2 workers
     run back to back in each repeat, so a noisy moment on a shared machine hits both)."""
@@ -299,8 +415,14 @@ def main() -> None:
         "--real-ticker", default="GOOG", help="ticker of the real backtests, or 'all' (5 tickers)"
     )
     ap.add_argument(
+        "--dask-real",
+        default="500,5000",
+        help="sizes of the real-backtest Dask comparison (part 5), comma-separated; '' skips",
+    )
+    ap.add_argument("--dask-real-data", choices=("csv", "sample"), default="csv")
+    ap.add_argument(
         "--only",
-        choices=("queue", "local", "dask", "real"),
+        choices=("queue", "local", "dask", "real", "dask-real"),
         help="run one part only (the parts are numbered in the module docstring)",
     )
     args = ap.parse_args()
@@ -309,7 +431,7 @@ def main() -> None:
     print(
         f"# python {sys.version.split()[0]}, {os.cpu_count()} CPUs, tasks={args.tasks}, "
         f"repeat={args.repeat} (medians), cpu_threshold={CPU_THRESHOLD}, "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"/proc/loadavg {_loadavg()}"
     )
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -326,6 +448,9 @@ def main() -> None:
             bench_dask(args.dask_tasks, args.repeat, tmp)
         if args.only in (None, "real"):
             bench_real(tmp, args.repeat, args.real_ticker)
+        sizes = [int(x) for x in args.dask_real.split(",") if x.strip()]
+        if sizes and (args.only == "dask-real" or (args.only is None and not args.no_dask)):
+            bench_dask_real(tmp, args.repeat, sizes, args.dask_real_data)
 
 
 if __name__ == "__main__":
