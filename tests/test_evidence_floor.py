@@ -271,7 +271,8 @@ def test_too_few_trades_in_sample_never_reach_the_holdout(tmp_path: Path) -> Non
     assert result["floor_blocked"] == {"in_sample": len(records), "holdout": 0}
     assert result["best_failed_criteria"][0].startswith("evidence: num_trades")
     text = summary(result)
-    assert "in-sample: failed: evidence: num_trades" in text
+    assert "why it failed in-sample: only " in text
+    assert "trades; the evidence floor needs 10 (--min-trades)" in text
     assert (f"evidence floor (--min-trades 10: at least 10 trades and a losing one, in-sample "
             f"and on the holdout): {len(records)} variants passed the gate in-sample but not "
             "the floor, so never reached the holdout") in text

@@ -16,18 +16,21 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
-from rich.panel import Panel
 from rich.table import Table
 
 from alphaloop.cli import app, err_console
 from alphaloop.cli._limits import BorrowOpt, RebalanceOpt, UnconfinedOpt, check_confinement
-from alphaloop.errors import AlphaloopError, clean_message
+from alphaloop.cli._run_output import Display, final_status, llm_line, safe, summary
+from alphaloop.errors import AlphaloopError
+from alphaloop.workflow.explain import GATE_SCORE_DEFINITION, plain_decision
+from alphaloop.workflow.explain import status_text as _status_text
 
 HomeOpt = Annotated[
     str | None,
@@ -45,10 +48,7 @@ TaskTimeoutOpt = Annotated[
 err = err_console
 
 
-def _safe(text: object) -> str:
-    """Text that came from a file (names, errors, lessons) with its terminal control
-    characters escaped, so printing it cannot drive the terminal."""
-    return clean_message(text, limit=None)
+_safe = safe
 
 
 def _out() -> Console:
@@ -57,129 +57,8 @@ def _out() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-class _Display:
-    """Live view: phase, counters, queue, workers, best score so far (rendered on events)."""
-
-    def __init__(self, console: Console, workers: int) -> None:
-        self.console, self.workers = console, workers
-        self.info: dict[str, Any] = {"phase": "INITIALIZATION", "stats": {}, "decisions": []}
-        self.started = time.monotonic()
-        self.live: Live | None = None
-        self.state: Any = None
-
-    def __call__(self, kind: str, info: dict[str, Any]) -> None:
-        if kind == "phase":
-            self.info["phase"] = info["phase"]
-        elif kind == "result":
-            self.info["stats"] = info["stats"]
-        elif kind == "decision":
-            self.info["decisions"] = [
-                *self.info["decisions"][-4:],
-                f"{info['action']}: {info['reason']}",
-            ]
-        elif kind == "state":
-            self.state = info["state"]
-        if self.live is not None:
-            self.live.update(self.render())
-
-    def render(self) -> Panel:
-        s, st = self.state, self.info["stats"]
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("phase", self.info["phase"])
-        if s is not None:
-            table.add_row(
-                "iterations",
-                f"research {s.research_iteration}/"
-                f"{s.max_research_iterations}  strategy {s.strategy_iteration}/"
-                f"{s.max_strategy_iterations}  total {s.total_iterations}/"
-                f"{s.max_total_iterations}",
-            )
-            best = (s.best_strategy or {}).get("gate_score")
-            table.add_row(
-                "best gate score",
-                "-" if best is None else f"{best:.3f} ({(s.best_strategy or {}).get('name')})",
-            )
-            table.add_row("variants tried", str(s.variants_tried))
-        if st:
-            busy = min(self.workers, st.get("in_progress", 0))
-            table.add_row("queue", "  ".join(f"{k} {v}" for k, v in st.items()))
-            table.add_row("workers", f"{busy}/{self.workers} busy")
-        table.add_row("elapsed", f"{time.monotonic() - self.started:.1f} s")
-        lines = [table, *[f"[dim]{d}[/dim]" for d in self.info["decisions"]]]
-        return Panel(Group(*lines), title="alphaloop run")
-
-
 def _summary(console: Console, result: dict[str, Any], home: str) -> None:
-    ok = result["status"] == "SUCCESS"
-    console.print(
-        f"[bold {'green' if ok else 'red'}]{result['status']}[/] "
-        f"{result['workflow_id']}" + ("" if ok else f" — {escape(_safe(result.get('reason')))}")
-    )
-    if result.get("best_strategy_name"):
-        params = ", ".join(f"{k}={v}" for k, v in (result["best_parameters"] or {}).items())
-        console.print(f"best strategy: {_safe(result['best_strategy_name'])}({_safe(params)})",
-                      markup=False, highlight=False)
-        table = Table(
-            "metric",
-            "in-sample " + " .. ".join(result["in_sample"]),
-            "holdout " + " .. ".join(result["holdout"]),
-        )
-        ins, out = result["best_metrics"] or {}, result["holdout_metrics"] or {}
-        for key in ins:
-            if key == "deflated_sharpe":  # in words below: in-sample DSR, holdout PSR
-                continue
-            table.add_row(key, _fmt(ins.get(key)), _fmt(out.get(key)) if out else "not run")
-        console.print(table)
-    if not ok and result.get("best_failed_criteria"):
-        console.print("in-sample: failed: " + _safe("; ".join(result["best_failed_criteria"])),
-                      markup=False, highlight=False)
-    look = result.get("holdout_significance")
-    if look:
-        console.print(f"holdout: {_safe(_look_line(look))}", markup=False, highlight=False)
-    # the note is about the look that came closest: said unless it is the best's, said above
-    if result.get("holdout_note") and (not look or look["look"] != result.get("holdout_note_look")):
-        console.print(f"holdout: {_safe(result['holdout_note'])}", markup=False,
-                      highlight=False)
-    floor = _floor_line(result)
-    if floor and not ok:
-        console.print(floor, markup=False, highlight=False)
-    dsr = result.get("in_sample_deflated_sharpe")
-    console.print(
-        f"in-sample deflated Sharpe: {'n/a' if dsr is None else f'{dsr:.3f}'} over "
-        f"{result.get('in_sample_trials', 0)} trials   variants tried: "
-        f"{result['variants_tried']}   holdout looks: {result['holdout_looks']} of "
-        f"{result.get('max_holdout_looks', '?')} (alpha {result.get('alpha', '?')})"
-        f"   min trades: {result.get('min_trades', '?')}"
-        f"   iterations: {result['total_iterations']}"
-    )
-    costs = result.get("costs")
-    if costs:
-        model = {"change": "units held", "bar": "constant weight"}.get(
-            costs.get("rebalance"), costs.get("rebalance"))
-        console.print(
-            f"costs: commission {costs.get('commission')} per side, slippage "
-            f"{costs.get('slippage_bps')} bps, borrow {costs.get('borrow_bps')} bps a year; "
-            f"positions: {model}", markup=False, highlight=False)
-    if result.get("llm"):
-        console.print(_llm_line(result["llm"]), markup=False, highlight=False)
-    console.print("lessons:")
-    for lesson in result["lessons_learned"]:
-        console.print(f"  - {_safe(lesson)}", markup=False, highlight=False)
-    console.print(
-        f"records: {home}/workflows/{result['workflow_id']}/ and "
-        f"{home}/experiments/  (alphaloop show {result['workflow_id']})"
-    )
-
-
-def _llm_line(llm: dict[str, Any]) -> str:
-    """The result's ``llm`` object in one line."""
-    return (f"language model: {_safe(llm.get('provider'))}:{_safe(llm.get('model'))}, "
-            f"{llm.get('calls', 0)} calls ({llm.get('replayed_calls', 0)} replayed), "
-            f"{llm.get('prompt_tokens', 0):,} prompt + {llm.get('completion_tokens', 0):,} "
-            f"completion tokens, {llm.get('fallbacks', 0)} fallbacks to the offline agents, "
-            f"{llm.get('rejected_strategies', 0)} written strategies rejected")
+    summary(console, result, home)
 
 
 def _llm_of_state(s: Any) -> dict[str, Any] | None:
@@ -264,48 +143,6 @@ def _winner_metrics(metrics: Any) -> str:
     return "holdout: " + ", ".join(shown)
 
 
-def _floor_line(result: dict[str, Any]) -> str | None:
-    """How many variants passed the gate but not the evidence floor, in words (None if
-    none did)."""
-    blocked = result.get("floor_blocked") or {}
-    n_in, n_out = blocked.get("in_sample", 0), blocked.get("holdout", 0)
-    if not n_in and not n_out:
-        return None
-    n = result.get("min_trades")
-    parts = []
-    if n_in:
-        parts.append(f"{n_in} variant{'s' if n_in != 1 else ''} passed the gate in-sample "
-                     "but not the floor, so never reached the holdout")
-    if n_out:
-        parts.append(f"{n_out} holdout look{'s' if n_out != 1 else ''} passed the gate "
-                     "but not the floor")
-    return (f"evidence floor (--min-trades {n}: at least {n} trades and a losing one, "
-            f"in-sample and on the holdout): " + "; ".join(parts))
-
-
-def _look_line(look: dict[str, Any]) -> str:
-    """A holdout look in words, from its JSON form (`HoldoutLook.to_dict`)."""
-    psr = "n/a" if look.get("psr") is None else f"{look['psr']:.3f}"
-    head = {"passed": "significant", "not significant": "NOT significant",
-            "failed the gate": "failed the gate"}.get(look["verdict"], look["verdict"])
-    if not look["threshold"]:
-        head = f"{look['verdict']} (significance test off: --alpha 1)"
-    if look["verdict"] == "failed the evidence floor":
-        trades = look.get("trades")
-        head = (f"passed the gate, but failed the evidence floor ({trades} trades; needs "
-                f"{look.get('min_trades')} with a losing one, --min-trades)")
-    sharpe = "n/a" if look.get("sharpe") is None else f"{look['sharpe']:.2f}"
-    span = "" if look.get("years") is None else f" over {look['years']:.1f} years"
-    return (f"{head}: look {look['look']}, Sharpe {sharpe}{span}, PSR {psr} "
-            f"(needs {look['threshold']:.3f} = 1 - alpha/{look['look']})")
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    return str(v) if isinstance(v, int) else f"{v:.4f}"
-
-
 def _finish(result: dict[str, Any], as_json: bool, home: str) -> None:
     if as_json:
         typer.echo(json.dumps(result, default=str))
@@ -362,28 +199,71 @@ def _drive(
     """Run ``fn`` (run_workflow or resume_workflow) with the live display, close the
     executor, print the result and exit 0/1; Ctrl-C exits 130 and SIGTERM 143, after saying
     how to carry on."""
-    display = _Display(err, workers)
+    # a terminal gets the live panel; anything else one plain line per phase and decision
+    display = Display(err, workers, lines=not err.is_terminal)
     watched = _Watched(executor)
     try:
         with _sigterm_unwinds():
             if as_json or not err.is_terminal:
-                result = fn(on_event=display, executor=watched, home=root, **kw)
+                result = _run_to_end(fn, display, watched, root, kw)
             else:
-                with Live(display.render(), console=err, refresh_per_second=4) as live:
-                    display.live = live
-                    result = fn(on_event=display, executor=watched, home=root, **kw)
+                # drawn at once, then redrawn 4 times a second whatever the workflow is doing
+                with Live(display, console=err, refresh_per_second=4, auto_refresh=True):
+                    result = _run_to_end(fn, display, watched, root, kw)
     except KeyboardInterrupt as exc:
         signum = watched.signal or (signal.SIGTERM if isinstance(exc, _Terminated) else
                                     signal.SIGINT)
-        wid = kw.get("workflow_id") or getattr(display.state, "workflow_id", None)
-        hint = (f"`alphaloop resume {wid}` carries on" if wid else
-                "`alphaloop status` lists it, `alphaloop resume WORKFLOW_ID` carries on")
-        err.print(f"interrupted by {signal.Signals(signum).name}: state saved; {hint}",
+        wid = _workflow_id(display, root, kw)
+        hint = (f"state saved; `alphaloop resume {wid}` carries on" if wid else
+                "before the workflow was created: nothing to resume, run it again")
+        err.print(f"interrupted by {signal.Signals(signum).name}: {hint}",
                   markup=False, highlight=False, soft_wrap=True)
         sys.exit(128 + signum)
     finally:
         executor.close()
     _finish(result, as_json, root)
+
+
+def _run_to_end(fn: Any, display: Display, executor: Any, root: str,
+                kw: dict[str, Any]) -> dict[str, Any]:
+    """``fn``'s result, with the last frame (or progress line) set to the final status, or to
+    the interruption (an error says itself, in one line, elsewhere)."""
+    try:
+        result = fn(on_event=display, executor=executor, home=root, **kw)
+    except KeyboardInterrupt:
+        _last_frame(display, root, None, kw)
+        raise
+    _last_frame(display, root, result, kw)
+    return result
+
+
+def _workflow_id(display: Display, root: str, kw: dict[str, Any]) -> str | None:
+    """The id of the workflow this process runs (None before one was created)."""
+    from alphaloop.workflow.liveness import workflow_of_process
+
+    wid = kw.get("workflow_id") or getattr(display.state, "workflow_id", None)
+    if wid is None:  # interrupted before the workflow's first step: it recorded this process
+        with contextlib.suppress(OSError):
+            wid = workflow_of_process(Path(root))
+    return wid
+
+
+def _last_frame(display: Display, root: str, result: dict[str, Any] | None,
+                kw: dict[str, Any]) -> None:
+    """The panel's last frame (or last progress line): the final state and status, or that
+    the run was interrupted."""
+    from alphaloop.workflow.state import StateManager
+
+    wid = result["workflow_id"] if result else _workflow_id(display, root, kw)
+    state = None
+    if wid is not None:
+        with contextlib.suppress(Exception):  # a damaged home is reported by the caller
+            state = StateManager.load(wid, root).state
+    if result is not None:
+        display.finish(state, final_status(result))
+    elif state is not None:  # still RUNNING on disk: this process stops driving it
+        status = "INTERRUPTED" if state.status == "RUNNING" else state.status
+        display.finish(state, _status_text(status, state.current_phase))
 
 
 @app.command()
@@ -597,7 +477,8 @@ def status(
     """Status of one workflow, or of every workflow in the home folder (which is only read:
     a missing one means no workflows)."""
     from alphaloop.execution import resolve_home
-    from alphaloop.workflow.state import StateManager, list_workflows
+    from alphaloop.workflow.liveness import effective_status
+    from alphaloop.workflow.state import StateManager, list_workflows, workflow_dir
 
     root = resolve_home(home, create=False)
     if workflow_id:
@@ -608,32 +489,31 @@ def status(
         return
     else:
         states = list_workflows(root)
-    table = Table(
-        "workflow",
-        "ticker",
-        "status",
-        "phase",
-        "iterations (r/s/t)",
-        "variants",
-        "best score",
-        "updated",
-    )
+    if not states:
+        _out().print(f"no workflows in {_safe(root)}", markup=False, highlight=False)
+        return
+    table = Table("workflow", "ticker", "status", "iterations (r/s/t)", "variants",
+                  "best gate score", "updated")
+    interrupted = []
     for s in states:
         best = (s.best_strategy or {}).get("gate_score")
+        now = effective_status(s.status, workflow_dir(root, s.workflow_id))
+        if now == "INTERRUPTED" or (now == "FAILED" and s.current_phase != "FAILED"):
+            interrupted.append(s.workflow_id)
         table.add_row(
             escape(_safe(s.workflow_id)),
             escape(_safe(s.ticker)),
-            s.status,
-            s.current_phase,
+            escape(_status_text(now, s.current_phase)),
             f"{s.research_iteration}/{s.strategy_iteration}/{s.total_iterations}",
             str(s.variants_tried),
             "-" if best is None else f"{best:.3f}",
             s.updated_at.isoformat(timespec="seconds"),
         )
-    if states:
-        _out().print(table)
-    else:
-        _out().print(f"no workflows in {_safe(root)}", markup=False, highlight=False)
+    out = _out()
+    out.print(table)
+    out.print(GATE_SCORE_DEFINITION, markup=False, highlight=False)
+    for wid in interrupted:
+        out.print(f"`alphaloop resume {_safe(wid)}` carries on", markup=False, highlight=False)
 
 
 @app.command()
@@ -658,6 +538,7 @@ def show(
 
     from alphaloop.execution import resolve_home
     from alphaloop.execution._home import storage_error
+    from alphaloop.workflow.liveness import effective_status
     from alphaloop.workflow.state import StateManager
     from alphaloop.workflow.tracker import TRACKER_DB, ExperimentTracker
 
@@ -679,10 +560,11 @@ def show(
         return
     summary = _llm_of_state(s)
     if summary is not None:
-        _out().print(_llm_line(summary), markup=False, highlight=False)
+        _out().print(llm_line(summary), markup=False, highlight=False)
     tree = Tree(
         f"[bold]{escape(_safe(workflow_id))}[/] {escape(_safe(s.ticker))} "
-        f"{escape(_safe(s.timeframe))} — {s.status} ({s.current_phase})"
+        f"{escape(_safe(s.timeframe))} — "
+        f"{escape(_status_text(effective_status(s.status, st.dir), s.current_phase))}"
     )
     if s.current_experiment_id is None and not (st.dir / TRACKER_DB).exists():
         _out().print(tree)  # no experiment yet: nothing recorded, nothing lost
@@ -698,7 +580,7 @@ def show(
             branch = tree.add(
                 f"{escape(_safe(e.experiment_id))} (research {e.research_iteration}, strategy "
                 f"{e.strategy_iteration}) {escape(_safe(e.description))} -> "
-                f"[bold]{escape(_safe(e.action or 'pending'))}[/]"
+                f"[bold]{escape(_safe(_decision_words(e.action, e.action_details)))}[/]"
             )
             for v in node.variants:
                 for r in v.records:
@@ -734,4 +616,13 @@ def show(
                     if r.error:
                         leaf.add(f"[dim]{escape(_safe(r.error))}[/]")
     _out().print(tree)
+    _out().print(GATE_SCORE_DEFINITION, markup=False, highlight=False)
+
+
+def _decision_words(action: str | None, details: dict[str, Any] | None) -> str:
+    """An experiment's routing action and its reason in words (``pending`` before one)."""
+    if action is None:
+        return "pending"
+    return plain_decision({"action": action, "reason": (details or {}).get("reason", ""),
+                           "details": details or {}})
 

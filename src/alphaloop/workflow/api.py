@@ -39,6 +39,7 @@ from alphaloop.execution._jail import require_kernel
 from alphaloop.execution.task_runner import run_task
 from alphaloop.workflow._llm_roles import LLMSetup
 from alphaloop.workflow.gate import DEFAULT_MIN_TRADES, QualityCriteria, check_min_trades
+from alphaloop.workflow.liveness import PROCESS_FILE, process_record, record_process
 from alphaloop.workflow.orchestrator import (
     Event,
     Orchestrator,
@@ -344,7 +345,8 @@ def run_workflow(
             end=end,
             in_sample_fraction=in_sample_fraction,
             max_parallel_workers=getattr(executor, "max_workers", 1) if executor else 1,
-            files={SETTINGS_FILE: json.dumps(settings, indent=1)},
+            # which process runs it: `alphaloop status` tells RUNNING from INTERRUPTED
+            files={SETTINGS_FILE: json.dumps(settings, indent=1), PROCESS_FILE: process_record()},
         )
     except OSError as exc:
         err = storage_error(exc, root, "run again", elsewhere=True) or HomeError(
@@ -372,6 +374,8 @@ def _run(
     wid = state.state.workflow_id
     orchestrator = None
     try:
+        if resuming:  # this process drives it now (a new run recorded itself at creation)
+            record_process(state.dir)
         orchestrator = _assemble(
             state, settings, executor, on_event, resuming=resuming, unconfined=unconfined
         )

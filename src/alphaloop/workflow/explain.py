@@ -237,9 +237,6 @@ def plain_reason(reason: str, rule: str | None = None) -> str:
         what = {"Total": "iterations", "Strategy": "strategy rounds in this research",
                 "Research": "research rounds"}[m.group(1)]
         return f"the limit on {what} is reached"
-    if m := re.match(r"the holdout is spent: (\d+) of (\d+) looks", text):
-        return (f"the holdout is spent: all {m.group(2)} looks used (--max-holdout-looks) "
-                "without a significant pass")
     if m := re.match(r"(\S+) passed the gate in-sample and on the holdout", text):
         return f"{m.group(1)} passed the gate in-sample and on the holdout"
     if text == "unknown failure classification":
