@@ -11,8 +11,9 @@ replay). Printed: medians (and the spread) of
 - ``page only``      the HTML from the gathered content (charts, table, no replay);
 - ``alphaloop report``  the command as a fresh process (interpreter start and imports too);
 
-with ``/proc/loadavg`` before and after. Run by hand (the default run takes a few minutes
-unless ``--home``/``--workflow`` name one):
+with ``/proc/loadavg`` before and after, and the CPU seconds a report costs (here and in
+the worker), which a loaded machine stretches far less than wall time. Run by hand (the
+default run takes a few minutes unless ``--home``/``--workflow`` name one):
 
     python benchmarks/bench_report.py [--repeat 5] [--home H --workflow ID]
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +47,13 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
         out = fn()
         times.append(time.perf_counter() - t0)
     return times, out
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def default_run(home: Path) -> str:
@@ -104,7 +113,9 @@ def main() -> None:
         from alphaloop.report._replay import start_host
 
         render_report(wid, home)  # warm: imports, numba caches, the data file
+        cpu0 = cpu_seconds()
         t_report, html = timed(lambda: render_report(wid, home), args.repeat)
+        cpu1 = cpu_seconds()
         t_ref, _ = timed(reference(wid, home), args.repeat)
         host = start_host()
         try:
@@ -126,6 +137,9 @@ def main() -> None:
         print(row("reference", t_ref, ref))
         print(row("page only", t_page, ref))
         print(row("alphaloop report", t_cli, ref))
+        me, kids = ((b - a) / args.repeat for a, b in zip(cpu0, cpu1, strict=True))
+        print(f"render_report CPU per report: {me:.2f} s here, {kids:.2f} s in the clean worker "
+              "and its strategy process (wall time on a quiet machine is about the larger)")
 
 
 if __name__ == "__main__":

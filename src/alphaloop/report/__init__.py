@@ -22,29 +22,14 @@ def render_report(workflow_id: str, home: str | Path | None) -> str:
     """The report of ``workflow_id`` in ``home`` (None: ``$ALPHALOOP_HOME`` or
     ``./.alphaloop``) as one HTML page. Raises `alphaloop.errors.ConfigError` (`HomeError`)
     naming the problem for an unknown workflow or a home that does not exist."""
-    from alphaloop.report._gather import gather
-    from alphaloop.report._page import render
-    from alphaloop.report._replay import start_host
+    from alphaloop.execution._host import Host
 
-    where = None if home is None else str(home)
-    if not _known(workflow_id, where):
-        from alphaloop.workflow.document import read_workflow
-
-        read_workflow(workflow_id, where)  # raises the one-line error naming the fix
-    host = start_host()  # the clean worker imports while the workflow is read
+    host = Host().start()  # first: the clean worker imports while the workflow is read
     try:
-        return render(gather(workflow_id, where, host))
+        from alphaloop.report._gather import gather
+        from alphaloop.report._page import render
+
+        return render(gather(workflow_id, None if home is None else str(home), host))
     finally:
         host.close()
 
-
-def _known(workflow_id: str, home: str | None) -> bool:
-    """Whether ``home`` holds the workflow's state file (checked without creating a thing)."""
-    from alphaloop.errors import ConfigError
-    from alphaloop.execution import resolve_home
-    from alphaloop.workflow.state import state_path
-
-    try:
-        return state_path(resolve_home(home, create=False), workflow_id).is_file()
-    except ConfigError:
-        return False

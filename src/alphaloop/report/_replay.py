@@ -56,7 +56,8 @@ class Replay:
 
 
 def start_host() -> Any:
-    """A clean worker, started now: it imports for a second while the workflow is read."""
+    """A clean worker (`execution._host.Host`), started now: it imports for a second or so
+    while the caller does other work."""
     from alphaloop.execution._host import Host
 
     return Host().start()
