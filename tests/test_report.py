@@ -159,6 +159,7 @@ def test_report_holds_the_verdict_gate_and_both_deflated_sharpes(
     psr = result["holdout_significance"]["psr"]
     assert f"holdout PSR {psr:.3f} 1 holdout look in the workflow" in text
     assert "gate score: " in text  # defined where it is shown
+    assert "Language model" not in text  # the workflow ran offline
 
 
 def test_report_holds_source_parameters_fingerprint_and_reproduce_commands(
@@ -275,20 +276,30 @@ def test_charts_keep_the_extremes_of_long_series() -> None:
 
 def test_a_workflow_with_nothing_measured_still_renders(
         workflow: tuple[Path, str, dict[str, Any]], tmp_path: Path) -> None:
-    """A workflow killed right after it started: its state and settings, no experiment."""
+    """A workflow run with --llm and killed right after it started: its state (with the
+    language model's budget) and settings, no experiment."""
     from alphaloop.report import render_report
     from alphaloop.workflow.state import StateManager
 
     home, wid, _ = workflow
     settings = (home / "workflows" / wid / "settings.json").read_text(encoding="utf-8")
     fresh = tmp_path / "home"
+    budget = {"max_calls": 50, "max_tokens": 200_000, "calls": 7, "prompt_tokens": 12_345,
+              "completion_tokens": 2_345, "replayed_calls": 3, "refused": 0}
     st = StateManager.create(fresh, research_directive="trend following", ticker="GOOG",
                              quality_criteria={"sharpe_ratio": 1.0},
-                             files={"settings.json": settings})
+                             files={"settings.json": settings},
+                             llm={"spec": "openai:gpt-4o-mini", "budget": budget,
+                                  "fallbacks": 1, "rejected_strategies": 2})
     html = render_report(st.state.workflow_id, fresh)
     text = _text(html)
     assert st.state.workflow_id in text and "RUNNING" in text
     assert "nothing measured yet" in text and "No charts" in text
+    # the language model's usage (issue 9's budget)
+    assert "Language model model openai:gpt-4o-mini" in text
+    assert "calls 7 (3 replayed on resume) of at most 50" in text
+    assert "prompt tokens 12,345 completion tokens 2,345 (at most 200,000 in all)" in text
+    assert "fallbacks to the offline agents 1 written strategies rejected 2" in text
 
 
 def test_errors_are_one_line_and_exit_2(workflow: tuple[Path, str, dict[str, Any]],
