@@ -291,10 +291,15 @@ def test_a_workflow_with_nothing_measured_still_renders(
                              files={"settings.json": settings},
                              llm={"spec": "openai:gpt-4o-mini", "budget": budget,
                                   "fallbacks": 1, "rejected_strategies": 2})
-    html = render_report(st.state.workflow_id, fresh)
-    text = _text(html)
+    text = _text(render_report(st.state.workflow_id, fresh))
     assert st.state.workflow_id in text and "RUNNING" in text
     assert "nothing measured yet" in text and "No charts" in text
+    # the process that ran it is gone: INTERRUPTED, and resume carries on
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from "
+                    "alphaloop.workflow.liveness import record_process; "
+                    "record_process(Path(sys.argv[1]))", str(st.dir)], check=True)
+    text = _text(render_report(st.state.workflow_id, fresh))
+    assert "INTERRUPTED" in text and "resume" in text and "RUNNING" not in text
     # the language model's usage (issue 9's budget)
     assert "Language model model openai:gpt-4o-mini" in text
     assert "calls 7 (3 replayed on resume) of at most 50" in text

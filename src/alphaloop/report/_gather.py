@@ -103,8 +103,16 @@ class Report:
     curves_note: str | None = None
 
 
-def _status(state: Any) -> str:
-    return {"COMPLETED": "SUCCESS"}.get(state.status, state.status)
+def _status(state: Any, home: str | None) -> str:
+    """SUCCESS, FAILED, RUNNING, PAUSED, or INTERRUPTED: RUNNING, but its process is gone."""
+    from alphaloop.execution import resolve_home
+    from alphaloop.workflow.liveness import effective_status
+    from alphaloop.workflow.state import workflow_dir
+
+    if state.status == "COMPLETED":
+        return "SUCCESS"
+    folder = workflow_dir(resolve_home(home, create=False), state.workflow_id)
+    return effective_status(state.status, folder)
 
 
 def _gate_rows(settings: Mapping[str, Any], ins: Mapping[str, Any] | None,
@@ -273,7 +281,7 @@ def gather(workflow_id: str, home: str | None, host: Any) -> Report:
     any_range = ins or next((r for n in w["tree"] for v in n.variants for r in v.records
                              if r.sample == "in_sample"), None)
     return Report(
-        workflow_id=s.workflow_id, ticker=s.ticker, timeframe=s.timeframe, status=_status(s),
+        workflow_id=s.workflow_id, ticker=s.ticker, timeframe=s.timeframe, status=_status(s, home),
         phase=s.current_phase, reason=s.failure_reason, directive=s.research_directive,
         created=s.created_at.isoformat(timespec="seconds"),
         updated=s.updated_at.isoformat(timespec="seconds"), settings=dict(settings),
