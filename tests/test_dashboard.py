@@ -91,9 +91,20 @@ def _big_workflow(home: Path) -> str:
     return wid
 
 
+def _gone(folder: Path) -> None:
+    """Record in ``folder`` a process that has ended as the one driving the workflow (what
+    a run killed by SIGKILL leaves)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(proc.pid).create_time()  # a zombie until waited for
+    proc.wait()
+    (folder / "process.json").write_text(json.dumps(
+        {"pid": proc.pid, "started": started, "host": socket.gethostname()}))
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A home with the big workflow and a new one (a state, no database yet), and things
+    """A home with the big workflow and a new one (a state, no database yet, its process
+    gone), and things
     outside it that must never be served: a folder with a workflow-looking state and a
     tracker (linked into the home by symlinks), and a secret file next to the home."""
     root = tmp_path_factory.mktemp("dash")
@@ -102,6 +113,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     new = StateManager.create(home, research_directive="mean reversion", ticker="AAPL",
                               quality_criteria={"sharpe_ratio": 1.0},
                               files={"settings.json": json.dumps(SETTINGS)}).workflow_id
+    _gone(home / "workflows" / new)
     outside = root / "outside"
     outside.mkdir()
     (root / "secret.txt").write_text(OUTSIDE)
@@ -158,7 +170,7 @@ def endpoints(home: dict[str, Any]) -> list[str]:
 def test_the_pages_follow_the_home(url: str, home: dict[str, Any]) -> None:
     listed = get_json(url, "/api/workflows")["workflows"]
     assert {w["workflow_id"]: w["status"] for w in listed} == {
-        home["big"]: "RUNNING", home["new"]: "RUNNING"}  # never the symlinked one
+        home["big"]: "RUNNING", home["new"]: "INTERRUPTED"}  # never the symlinked one
     status, _, page = get(url, "/")
     assert status == 200 and home["big"].encode() in page and home["new"].encode() in page
 
@@ -179,6 +191,7 @@ def test_the_pages_follow_the_home(url: str, home: dict[str, Any]) -> None:
     fresh = get_json(url, f"/api/w/{home['new']}/summary")  # no queue, no tracker yet
     assert fresh["queue"] is None and fresh["records"]["total"] == 0
     assert fresh["phase_plain"] == "starting"
+    assert (fresh["status"], fresh["status_text"]) == ("INTERRUPTED", "INTERRUPTED while starting")
 
 
 def test_records_are_paged_on_the_server(url: str, home: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from alphaloop.web import _db
 from alphaloop.web._home import Home
 from alphaloop.workflow import explain
 from alphaloop.workflow.document import plain
+from alphaloop.workflow.liveness import effective_status
+from alphaloop.workflow.state import WorkflowState
 
 TRACKER_DB = "tracker.db"
 QUEUE_DB = "queue.db"
@@ -29,16 +31,25 @@ SHOWN_METRICS = ("sharpe_ratio", "max_drawdown", "win_rate", "num_trades", "prof
 _RECENT_EXPERIMENTS = 20
 
 
+def _state(home: Home, wid: str) -> tuple[WorkflowState | None, str]:
+    """The state and the status a user should read: INTERRUPTED for a RUNNING workflow whose
+    process is gone (`workflow.liveness`)."""
+    s, folder = home.state(wid), home.folder(wid)
+    if s is None or folder is None:
+        return None, ""
+    return s, effective_status(s.status, folder)
+
+
 def workflow_row(home: Home, wid: str) -> dict[str, Any] | None:
     """One line of the workflow list."""
-    s = home.state(wid)
+    s, status = _state(home, wid)
     if s is None:
         return None
     best = s.best_strategy or {}
     return plain({
         "workflow_id": wid,
-        "status": s.status,
-        "status_text": explain.status_text(s.status, s.current_phase),
+        "status": status,
+        "status_text": explain.status_text(status, s.current_phase),
         "phase": s.current_phase,
         "phase_plain": explain.plain_phase(s.current_phase),
         "ticker": s.ticker,
@@ -120,7 +131,7 @@ def _experiment(row: tuple[Any, ...]) -> dict[str, Any]:
 def summary(home: Home, wid: str, *, busy_budget: float = 3.0) -> dict[str, Any] | None:
     """Everything the workflow page follows, as plain JSON values; None if ``wid`` is not a
     workflow of the home. :class:`._db.Busy` if a database stays locked."""
-    s = home.state(wid)
+    s, status = _state(home, wid)
     if s is None:
         return None
     queue = _queue(home, wid, busy_budget)
@@ -129,8 +140,8 @@ def summary(home: Home, wid: str, *, busy_budget: float = 3.0) -> dict[str, Any]
     running = queue["in_progress"] if queue else 0
     return plain({
         "workflow_id": wid,
-        "status": s.status,
-        "status_text": explain.status_text(s.status, s.current_phase),
+        "status": status,
+        "status_text": explain.status_text(status, s.current_phase),
         "failure_reason": s.failure_reason and explain.plain_reason(s.failure_reason),
         "phase": s.current_phase,
         "phase_plain": explain.plain_phase(s.current_phase),

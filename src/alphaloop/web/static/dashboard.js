@@ -2,7 +2,7 @@
 // Hand-written, no libraries; every value goes in through textContent, never as HTML.
 "use strict";
 (function () {
-  var FINAL = { COMPLETED: 1, FAILED: 1 };
+  var FINAL = { COMPLETED: 1, FAILED: 1, INTERRUPTED: 1 };  // poll slower once ended
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, text, cls) {
