@@ -13,7 +13,7 @@ loaded from ``git show``) in the same process, on the same objective (results ca
 both pay the backtests once), for the comparison with today. Run by hand:
 
     python benchmarks/bench_propose.py [--variants 8 64] [--total 256] [--seeds 3]
-        [--previous aca4f98]
+        [--previous f7403e8] [--alternatives]
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ def count_asks() -> None:
 
 
 def tune(module: Any, objective: Objective, variants: int, total: int, seed: int,
-         marks: list[int]) -> dict[str, Any]:
+         marks: list[int], options: dict[str, Any]) -> dict[str, Any]:
     from alphaloop.backtest.strategy import load_strategy
 
-    dev = module.OptunaDeveloper({n: load_strategy(n) for n in FAMILIES})
+    dev = module.OptunaDeveloper({n: load_strategy(n) for n in FAMILIES}, **options)
     history: list[Any] = []
     best_at: dict[int, float] = {}
     best = -9.0
@@ -131,24 +131,35 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=256)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--previous", help="git revision whose developer to compare with")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="also today's developer asked other ways (ints, fits, windows)")
     args = parser.parse_args()
 
     from alphaloop.agents import development
+    from alphaloop.agents._tuning import Window
 
-    developers = {"today": development}
+    developers: dict[str, tuple[Any, dict[str, Any]]] = {"today": (development, {})}
+    if args.alternatives:  # what today's defaults were chosen against
+        developers |= {
+            "discrete ints": (development, {"relax": False}),
+            "1 ask per fit": (development, {"per_fit": 1}),
+            "whole history": (development, {"window": Window(recent=None)}),
+            "window 16+8": (development, {"window": Window(recent=16, best=8)}),
+        }
     if args.previous:
-        developers = {f"previous {args.previous}": load_previous(args.previous), **developers}
+        developers = {f"previous {args.previous}": (load_previous(args.previous), {}),
+                      **developers}
     marks = [m for m in (32, 64, 128, 256, 512, 1024) if m <= args.total]
     objective = Objective()
     count_asks()
     print(f"families {', '.join(FAMILIES)}; GOOG first {len(objective.bars)} bars; "
           f"score = default gate + evidence floor (min 10 trades); median of {args.seeds} seeds")
     head = "".join(f"{'best@' + str(m):>10}" for m in marks)
-    print(f"{'developer':<26}{'V/iter':>7}{head}{'propose cpu s':>15}{'ms/prop':>9}"
+    print(f"{'developer':<22}{'V/iter':>7}{head}{'propose cpu s':>15}{'ms/prop':>9}"
           f"{'asks/prop':>10}{'distinct':>9}")
     for variants in args.variants:
-        for label, module in developers.items():
-            runs = [tune(module, objective, variants, args.total, seed, marks)
+        for label, (module, options) in developers.items():
+            runs = [tune(module, objective, variants, args.total, seed, marks, options)
                     for seed in range(args.seeds)]
             cells = "".join(
                 f"{statistics.median(r['best_at'].get(m, float('nan')) for r in runs):>10.3f}"
@@ -157,7 +168,7 @@ def main() -> None:
             n = statistics.median(r["variants"] for r in runs)
             per = f"{statistics.median(r['asks'] for r in runs) / n:>10.2f}"
             distinct = statistics.median(r["distinct"] / r["variants"] for r in runs)
-            print(f"{label:<26}{variants:>7}{cells}{prop:>15.2f}{1e3 * prop / n:>9.1f}{per}"
+            print(f"{label:<22}{variants:>7}{cells}{prop:>15.2f}{1e3 * prop / n:>9.1f}{per}"
                   f"{distinct:>9.0%}")
     print(f"backtests: {len(objective.cache)} distinct, {objective.seconds:.1f} s")
     print(f"/proc/loadavg: {Path('/proc/loadavg').read_text().strip()}")

@@ -44,6 +44,13 @@ N_STARTUP = 5
 _UNIFORM_DRAWS = 64
 """Uniform candidates drawn per startup point (the first feasible, untried one is taken)."""
 
+CANDIDATES = 24
+"""Candidates TPE draws from its good-points model per proposal (Optuna's default)."""
+
+PER_FIT = 8
+"""At most this many proposals share one TPE fit (`_GuidedTPE`); a batch of ``k`` shares
+``k // 4`` (so batches of up to 7 are plain TPE, one fit per ask)."""
+
 
 @dataclass(frozen=True)
 class Window:
@@ -87,29 +94,57 @@ def distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.B
 
 
 class _GuidedTPE(optuna.samplers.TPESampler):
-    """TPE whose acquisition gives no chance to candidates ``reject`` refuses (those violating
+    """TPE whose acquisition gives no chance to candidates ``judge`` refuses (those violating
     a constraint or already taken): of the candidates it draws from the good-points model, it
-    keeps the best acceptable one."""
+    keeps the best acceptable one.
 
-    def __init__(self, reject: Callable[[dict[str, np.ndarray]], np.ndarray], **kw: Any):
-        super().__init__(**kw)
-        self._reject = reject
+    With ``per_fit`` > 1 one model serves that many asks (Optuna's TPE fits its two densities
+    again for every ask): it draws ``per_fit`` groups of `CANDIDATES`, the best acceptable
+    point of each group (distinct) is one proposal, the first is returned and the others wait
+    for the next asks. The points asked stay RUNNING, so the next fit (constant liar) moves
+    away from them."""
+
+    def __init__(self, judge: Callable[[dict[str, np.ndarray]], tuple[np.ndarray, list[str]]],
+                 per_fit: int, **kw: Any):
+        super().__init__(n_ei_candidates=CANDIDATES * per_fit, **kw)
+        self._judge = judge
+        self._per_fit = per_fit
         self._space: dict[str, optuna.distributions.BaseDistribution] = {}
+        self._waiting: list[dict[str, Any]] = []
+
+    def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]
+                        ) -> dict[str, Any]:
+        if self._waiting and search_space == self._space:
+            return self._waiting.pop(0)
+        self._waiting = []
+        return super().sample_relative(study, trial, search_space)
 
     def _sample(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
         self._space = search_space
         return super()._sample(study, trial, search_space)
 
     def _compute_acquisition_func(self, samples: Any, mpe_below: Any, mpe_above: Any) -> Any:
-        acq = super()._compute_acquisition_func(samples, mpe_below, mpe_above)
-        values = {
+        acq = np.asarray(super()._compute_acquisition_func(samples, mpe_below, mpe_above))
+        external = {
             name: np.asarray([dist.to_external_repr(v) for v in samples[name]], dtype=object)
             for name, dist in self._space.items()
         }
-        bad = self._reject(values)
-        if bad.all():
+        bad, keys = self._judge(external)
+        picks: list[int] = []
+        chosen: set[str] = set()
+        for g in range(0, len(acq), CANDIDATES):
+            group = range(g, min(g + CANDIDATES, len(acq)))
+            for i in sorted(group, key=lambda i: (-acq[i], i)):
+                if not bad[i] and keys[i] not in chosen:
+                    picks.append(i)
+                    chosen.add(keys[i])
+                    break
+        if not picks:
             return acq  # nothing acceptable: the best one is asked, rejected, told pruned
-        return np.where(bad, -np.inf, acq)
+        self._waiting = [{n: external[n][i] for n in self._space} for i in picks[1:]]
+        out = np.full(len(acq), -np.inf)
+        out[picks[0]] = 0.0
+        return out
 
 
 def _uniform(
@@ -183,6 +218,24 @@ def _window(told: Sequence[tuple[dict[str, Any], float]], window: Window) -> lis
     return sorted(keep)
 
 
+def _relaxed(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
+    """What the study samples for ``spec``: an integer range as a float range half a step
+    wider each side (rounded back to the grid by `_decode`), the rest as declared."""
+    if isinstance(spec, IntRange) and spec.high > spec.low:
+        half = (spec.step or 1) / 2
+        return optuna.distributions.FloatDistribution(spec.low - half, spec.high + half)
+    return distribution(spec)
+
+
+def _decode(spec: IntRange | FloatRange | Choice, value: Any) -> Any:
+    """A value the study sampled, as a value of the declared space."""
+    if isinstance(spec, IntRange) and not isinstance(value, int):
+        step = spec.step or 1
+        return min(spec.high, max(spec.low, spec.low + math.floor((value - spec.low) / step
+                                                                  + 0.5) * step))
+    return value
+
+
 def propose_batch(
     strategy: Strategy,
     told: Iterable[tuple[dict[str, Any], float]],
@@ -190,44 +243,54 @@ def propose_batch(
     k: int,
     seed: int,
     window: Window = Window(),
+    relax: bool = True,
+    per_fit: int = PER_FIT,
 ) -> Batch:
     """Up to ``k`` new points of ``strategy``'s space, none violating its constraints nor in
     ``taken`` (keys of points tried or already proposed; the new ones are added to it).
-    ``told``: the family's earlier (params, gate score) results, oldest first."""
-    dists = {n: distribution(s) for n, s in strategy.parameters.items()}
+    ``told``: the family's earlier (params, gate score) results, oldest first. ``relax``:
+    the study samples integer ranges as continuous ones, rounded (`_relaxed`): TPE's density
+    of a continuous parameter costs O(results) an ask, of a discrete one O(results x 24
+    candidates) in pure Python. ``per_fit``: at most so many proposals share one TPE fit."""
+    specs = strategy.parameters
+    declared = {n: distribution(s) for n, s in specs.items()}
+    dists = {n: _relaxed(s) for n, s in specs.items()} if relax else declared
     constraints = strategy.constraints
     fixed = {n: d.choices[0] if isinstance(d, optuna.distributions.CategoricalDistribution)
-             else d.low for n, d in dists.items() if d.single()}
+             else d.low for n, d in declared.items() if d.single()}
 
-    def reject(values: dict[str, np.ndarray]) -> np.ndarray:
+    def decode(params: Mapping[str, Any]) -> dict[str, Any]:
+        return {n: _decode(specs[n], v) for n, v in params.items()}
+
+    def judge(values: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+        """Which candidates are refused (a constraint, or taken), and their keys."""
         size = len(next(iter(values.values()))) if values else 1
-        full = {**{n: np.full(size, v, dtype=object) for n, v in fixed.items()}, **values}
+        full = {**{n: np.full(size, v, dtype=object) for n, v in fixed.items()},
+                **{n: np.asarray([_decode(specs[n], v) for v in vs], dtype=object)
+                   for n, vs in values.items()}}
         if set(full) != set(dists):  # a partial space (an independent draw): no judge
-            return np.zeros(size, dtype=bool)
+            return np.zeros(size, dtype=bool), [str(i) for i in range(size)]
         bad = np.zeros(size, dtype=bool)
         for c in constraints:
             bad |= ~c.mask({n: full[n].astype(float) for n in c.names})
         names = sorted(dists)
-        for i in range(size):
-            if not bad[i] and repr([(n, full[n][i]) for n in names]) in taken:
-                bad[i] = True
-        return bad
+        keys = [repr([(n, full[n][i]) for n in names]) for i in range(size)]
+        bad |= np.asarray([k in taken for k in keys], dtype=bool)
+        return bad, keys
 
     optuna.logging.set_verbosity(logging.WARNING)
-    sampler = _GuidedTPE(reject, seed=seed, n_startup_trials=N_STARTUP, constant_liar=True,
-                         multivariate=True)
+    sampler = _GuidedTPE(judge, max(1, min(per_fit, k // 4)), seed=seed,
+                         n_startup_trials=N_STARTUP, constant_liar=True, multivariate=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    usable = []
-    for params, score in told:
-        if set(params) != set(dists) or not math.isfinite(score):
-            continue
+    results = [(p, v) for p, v in told if set(p) == set(dists) and math.isfinite(v)]
+    trials = []
+    for i in _window(results, window):
         try:
-            usable.append((optuna.trial.create_trial(params=params, distributions=dists,
-                                                     value=score), score))
+            trials.append(optuna.trial.create_trial(
+                params=results[i][0], distributions=dists, value=results[i][1]))
         except ValueError:  # outside this space (a workflow begun before a change)
             continue
-    chosen = _window([(t.params, s) for t, s in usable], window)
-    study.add_trials([usable[i][0] for i in chosen])
+    study.add_trials(trials)
     rng = np.random.default_rng(seed)
     points: list[dict[str, Any]] = []
     asks = pruned = 0
@@ -235,14 +298,14 @@ def propose_batch(
     while len(points) < k and pruned <= spare_asks(k) and dists:
         # uniform draws before TPE models the space, and after an ask whose candidates were
         # all taken (a small or much-tried space): the study asks an untried point of them
-        if len(chosen) + pruned < N_STARTUP or rejected:
-            draws = _uniform(dists, rng, _UNIFORM_DRAWS)
-            ok = np.flatnonzero(~reject(draws))
+        if len(trials) + pruned < N_STARTUP or rejected:
+            draws = _uniform(declared, rng, _UNIFORM_DRAWS)
+            ok = np.flatnonzero(~judge(draws)[0])
             if ok.size:
                 study.enqueue_trial({n: draws[n][ok[0]] for n in dists})
         trial = study.ask(dists)
         asks += 1
-        params = dict(trial.params)
+        params = decode(trial.params)
         if key(params) in taken or any(not c.holds(params) for c in constraints):
             study.tell(trial, state=TrialState.PRUNED)
             pruned += 1
@@ -251,4 +314,4 @@ def propose_batch(
         rejected = False
         taken.add(key(params))
         points.append(params)
-    return Batch(points=points, told=len(chosen), asks=asks, pruned=pruned)
+    return Batch(points=points, told=len(trials), asks=asks, pruned=pruned)

@@ -45,7 +45,7 @@ from alphaloop.agents._refine import (
     fit_to_bars,
     refine,
 )
-from alphaloop.agents._tuning import Window, propose_batch
+from alphaloop.agents._tuning import PER_FIT, Window, propose_batch
 from alphaloop.agents._tuning import key as point_key
 from alphaloop.backtest.strategy import Strategy
 
@@ -147,9 +147,13 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
 class OptunaDeveloper:
     """The offline developer: Optuna TPE for tuning, source refinements for redesigns."""
 
-    def __init__(self, strategies: Mapping[str, Strategy], window: Window = Window()) -> None:
+    def __init__(self, strategies: Mapping[str, Strategy], window: Window = Window(),
+                 relax: bool = True, per_fit: int = PER_FIT) -> None:
         self._strategies = dict(strategies)
+        # how TPE is asked (`_tuning.propose_batch`); the defaults are what bench_propose chose
         self.window = window
+        self.relax = relax
+        self.per_fit = per_fit
         self.asks = 0
         """`study.ask` calls so far (a benchmark reads it), and those told back pruned:"""
         self.pruned = 0
@@ -284,17 +288,18 @@ class OptunaDeveloper:
         taken = {point_key(r.parameters) for r in mine}
         taken |= {point_key(p.parameters) for p in already if p.strategy_name == name}
         batch = propose_batch(strat, told, taken, k, _seed(inp.seed, f"{name}:{len(inp.history)}"),
-                              self.window)
+                              self.window, self.relax, self.per_fit)
         self.asks += batch.asks
         self.pruned += batch.pruned
         best = max(told, key=lambda t: t[1])[0] if told else strat.defaults()
+        heard = f"{batch.told}" if batch.told == len(told) else f"{batch.told} of {len(told)}"
         return [
             VariantProposal(
                 strategy_name=name,
                 strategy_code=strat.source,
                 parameters=params,
-                description=f"{strat.summary} (TPE proposal, told {batch.told} of {len(told)} "
-                f"results{self._fit_note(name, inp)})",
+                description=f"{strat.summary} (TPE proposal, told {heard} results"
+                f"{self._fit_note(name, inp)})",
                 parameter_changes=_changes(best, params),
             )
             for params in batch.points
