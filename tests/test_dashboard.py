@@ -104,9 +104,9 @@ def _gone(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A home with the big workflow and a new one (a state, no database yet, its process
-    gone), and things
-    outside it that must never be served: a folder with a workflow-looking state and a
-    tracker (linked into the home by symlinks), and a secret file next to the home."""
+    gone), and things outside it that must never be served: a folder with a
+    workflow-looking state and a tracker (linked into the home by symlinks), and a secret
+    file next to the home."""
     root = tmp_path_factory.mktemp("dash")
     home = root / "home"
     big = _big_workflow(home)
