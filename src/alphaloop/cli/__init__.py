@@ -59,9 +59,16 @@ def _configure_logging() -> None:
 def _register() -> None:
     # Each command group lives in its own module; importing it registers its commands.
     import alphaloop.cli._dashboard  # noqa: F401
-    from alphaloop.cli import _backtest, _data, _export, _llm, _strategies, _workflow  # noqa: F401
-    from alphaloop.cli import _report  # noqa: F401
-    from alphaloop.cli import _grid  # noqa: F401
+    from alphaloop.cli import (  # noqa: F401
+        _backtest,
+        _data,
+        _export,
+        _grid,
+        _llm,
+        _report,
+        _strategies,
+        _workflow,
+    )
 
 
 def fail(message: object, code: int = 2) -> NoReturn:

@@ -28,7 +28,7 @@ from rich.table import Table
 from alphaloop.cli import app, err_console
 from alphaloop.cli._limits import BorrowOpt, RebalanceOpt, UnconfinedOpt, check_confinement
 from alphaloop.cli._run_output import Display, final_status, llm_line, safe, summary
-from alphaloop.errors import AlphaloopError
+from alphaloop.errors import AlphaloopError, ConfigError
 from alphaloop.workflow.explain import GATE_SCORE_DEFINITION, plain_decision
 from alphaloop.workflow.explain import status_text as _status_text
 
@@ -268,7 +268,28 @@ def _last_frame(display: Display, root: str, result: dict[str, Any] | None,
 
 @app.command()
 def run(
-    ticker: Annotated[str, typer.Option("--ticker", "-t", help="Ticker to research.")],
+    ticker: Annotated[
+        str | None, typer.Option("--ticker", "-t", help="Ticker to research.")
+    ] = None,
+    tickers: Annotated[
+        str | None,
+        typer.Option("--tickers", help="A campaign: one workflow per ticker (A,B,C), one pool, "
+                     "a deflated Sharpe over all their trials (docs/campaigns.md)."),
+    ] = None,
+    universe: Annotated[
+        str | None,
+        typer.Option("--universe", help="A campaign over the tickers in FILE, one per line."),
+    ] = None,
+    campaign_max_variants: Annotated[
+        int | None,
+        typer.Option("--campaign-max-variants", help="Stop a campaign after this many "
+                     "variants in all (resumable)."),
+    ] = None,
+    campaign_max_minutes: Annotated[
+        float | None,
+        typer.Option("--campaign-max-minutes", help="Stop a campaign after this many minutes "
+                     "(resumable)."),
+    ] = None,
     directive: Annotated[
         str, typer.Option(help="Research directive, e.g. 'trend following'.")
     ] = "",
@@ -362,7 +383,8 @@ def run(
                      "workflow."),
     ] = 300_000,
 ) -> None:
-    """Search for a strategy on TICKER until one passes the gate or the limits say stop."""
+    """Search for a strategy on TICKER until one passes the gate or the limits say stop;
+    with --tickers or --universe, a campaign: one workflow per ticker through one pool."""
     from alphaloop.backtest.engine import check_costs
     from alphaloop.execution import resolve_home
     from alphaloop.workflow.api import make_executor, run_workflow
@@ -372,6 +394,8 @@ def run(
     # --gate replaces the default gate as a whole, so any default criterion can be dropped;
     # the evidence floor (--min-trades) stays.
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
+    universe_list = _campaign_tickers(ticker, tickers, universe, campaign_max_variants,
+                                      campaign_max_minutes)
     check_settings(alpha, max_holdout_looks)
     check_min_trades(min_trades)
     check_costs(commission, slippage_bps, borrow_bps, rebalance)  # before any worker starts
@@ -384,6 +408,25 @@ def run(
     )
     if unconfined:
         check_confinement(True, [])  # the warning, on every run
+    if universe_list is not None:
+        from alphaloop.cli._campaign import run_campaign_command
+
+        try:
+            run_campaign_command(
+                universe_list, home=root, workers=workers, executor=executor,
+                as_json=as_json, max_variants=campaign_max_variants,
+                max_minutes=campaign_max_minutes, research_directive=directive,
+                quality_criteria=criteria, timeframe=timeframe, n_variants=variants,
+                seed=seed, data_path=data, start=start, end=end, strategies_dir=strategies,
+                unconfined=unconfined, alpha=alpha, max_holdout_looks=max_holdout_looks,
+                min_trades=min_trades, commission=commission, slippage_bps=slippage_bps,
+                borrow_bps=borrow_bps, rebalance=rebalance, adjust=not no_adjust,
+                **({"llm": llm, "llm_base_url": llm_base_url, "llm_max_calls": llm_max_calls,
+                    "llm_max_tokens": llm_max_tokens} if llm is not None else {}),
+            )
+        finally:
+            executor.close()
+        return
     _drive(
         run_workflow,
         executor,
@@ -414,9 +457,28 @@ def run(
     )
 
 
+def _campaign_tickers(ticker: str | None, tickers: str | None, universe: str | None,
+                      max_variants: int | None, max_minutes: float | None) -> list[str] | None:
+    """The campaign's tickers, or None for a single-ticker run (one-line errors)."""
+    from alphaloop.workflow.campaign import parse_universe
+
+    if ticker and (tickers or universe):
+        raise ConfigError("give --ticker for one workflow, or --tickers/--universe for a "
+                          "campaign, not both")
+    if not (tickers or universe):
+        if not ticker:
+            raise ConfigError("give --ticker T (one workflow) or --tickers A,B,C / --universe "
+                              "FILE (a campaign)")
+        if max_variants is not None or max_minutes is not None:
+            raise ConfigError("--campaign-max-variants and --campaign-max-minutes are for "
+                              "campaigns (--tickers or --universe)")
+        return None
+    return parse_universe(tickers, universe)
+
+
 @app.command()
 def resume(
-    workflow_id: Annotated[str, typer.Argument(help="Workflow to finish.")],
+    workflow_id: Annotated[str, typer.Argument(help="Workflow (or campaign) to finish.")],
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     backend: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
@@ -438,6 +500,14 @@ def resume(
     rebalance: Annotated[
         str | None, typer.Option(help="Must be the workflow's own (kept with it).")
     ] = None,
+    campaign_max_variants: Annotated[
+        int | None, typer.Option("--campaign-max-variants", help="A campaign's new variant "
+                                 "limit (default: its own).")
+    ] = None,
+    campaign_max_minutes: Annotated[
+        float | None, typer.Option("--campaign-max-minutes", help="A campaign's new "
+                                   "wall-time limit (default: its own).")
+    ] = None,
 ) -> None:
     """Finish an interrupted workflow and print the same result as `run`. Its gate, --alpha,
     --max-holdout-looks, --min-trades and costs are the ones it was started with: a spent
@@ -448,6 +518,22 @@ def resume(
     from alphaloop.workflow.significance import ALPHA_OFF_WARNING
 
     root = str(resolve_home(home, create=False))  # resuming never creates a home folder
+    from alphaloop.workflow.campaign import is_campaign_id, read_campaign
+
+    if is_campaign_id(workflow_id):
+        from alphaloop.cli._campaign import run_campaign_command
+
+        read_campaign(workflow_id, root)  # one line if there is no such campaign
+        executor = make_executor(backend, workers=workers, scheduler=scheduler,
+                                 task_timeout=task_timeout)
+        try:
+            run_campaign_command([], home=root, workers=workers, executor=executor,
+                                 as_json=as_json, resume_id=workflow_id,
+                                 max_variants=campaign_max_variants,
+                                 max_minutes=campaign_max_minutes, unconfined=unconfined)
+        finally:
+            executor.close()
+        return
     with contextlib.suppress(AlphaloopError):  # a missing workflow or file: resume says which
         if workflow_alpha(workflow_id, root) >= 1.0:
             err.print(ALPHA_OFF_WARNING, markup=False, highlight=False, soft_wrap=True)
@@ -481,6 +567,13 @@ def status(
     from alphaloop.workflow.state import StateManager, list_workflows, workflow_dir
 
     root = resolve_home(home, create=False)
+    from alphaloop.workflow.campaign import campaign_result, is_campaign_id
+
+    if workflow_id and is_campaign_id(workflow_id):
+        from alphaloop.cli._campaign import print_campaign
+
+        print_campaign(campaign_result(workflow_id, root), _out())
+        return
     if workflow_id:
         states = [StateManager.load(workflow_id, root).state]
     elif not root.is_dir():
@@ -510,6 +603,11 @@ def status(
             s.updated_at.isoformat(timespec="seconds"),
         )
     out = _out()
+    if not workflow_id:
+        from alphaloop.cli._campaign import status_lines
+
+        for line in status_lines(root):
+            out.print(f"campaign {line}", markup=False, highlight=False)
     out.print(table)
     out.print(GATE_SCORE_DEFINITION, markup=False, highlight=False)
     for wid in interrupted:
@@ -543,6 +641,17 @@ def show(
     from alphaloop.workflow.tracker import TRACKER_DB, ExperimentTracker
 
     root = resolve_home(home, create=False)  # showing never creates a home folder
+    from alphaloop.workflow.campaign import campaign_result, is_campaign_id
+
+    if is_campaign_id(workflow_id):
+        result = campaign_result(workflow_id, root)
+        if as_json:
+            typer.echo(json.dumps(result, default=str, indent=1))
+        else:
+            from alphaloop.cli._campaign import print_campaign
+
+            print_campaign(result, _out())
+        return
     if as_json:
         from alphaloop.workflow.document import workflow_document
 

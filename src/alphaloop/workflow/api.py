@@ -260,8 +260,12 @@ def run_workflow(
     llm_base_url: str | None = None,
     llm_max_calls: int = 100,
     llm_max_tokens: int = 300_000,
+    campaign: str | None = None,
 ) -> WorkflowResult:
     """Run a new workflow to its end and return its result (see `Orchestrator.result`).
+
+    ``campaign``: the id of the campaign (`alphaloop.workflow.campaign`) the workflow belongs
+    to, kept in its settings.
 
     ``llm`` (``PROVIDER:MODEL``, optional): the language-model roles take part (docs/llm.md),
     within ``llm_max_calls`` calls and ``llm_max_tokens`` tokens, at ``llm_base_url`` if
@@ -312,6 +316,8 @@ def run_workflow(
         "min_trades": min_trades,
         "adjust": adjust,
     }
+    if campaign is not None:
+        settings["campaign"] = campaign
     if llm is not None:
         if llm_max_calls < 0 or llm_max_tokens < 0:
             raise ConfigError("--llm-max-calls and --llm-max-tokens must be >= 0")
