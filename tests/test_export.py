@@ -109,7 +109,7 @@ def test_tuned_values_become_the_parameters_defaults() -> None:
     specs = inspect_source(out, "sma").parameters
     assert specs["fast"].default == 7 and specs["allow_short"].default is False
     assert specs["slow"].default == 3000 and specs["slow"].high == 3000  # widened to hold it
-    assert out.count("def generate_positions") == 1 and out.count("PARAMETERS =") == 1
+    assert out.count("def generate_positions(") == 1 and out.count("PARAMETERS =") == 1
 
 
 def test_export_without_a_best_strategy_is_one_line(
