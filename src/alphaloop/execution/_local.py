@@ -318,13 +318,7 @@ class LocalPool(Executor):
             raise RuntimeError("this LocalPool is closed; create a new one")
         if self._running:
             raise RuntimeError("LocalPool.run is not re-entrant")
-        try:
-            blob = pickle.dumps(fn)
-        except Exception as exc:
-            raise TypeError(
-                f"task function {fn!r} cannot be sent to worker processes ({exc}); use a "
-                "module-level function"
-            ) from exc
+        blob = self._pickle(fn)
         self._running = True
         self._signal, self._force = None, False
         self._on_result = on_result
@@ -341,10 +335,7 @@ class LocalPool(Executor):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, self._on_signal)
         try:
-            if self._fn_msg is None or self._fn_msg[1] != blob:
-                self._fn_msg = ("fn", blob)
-                for w in self._workers:
-                    self._send(w, self._fn_msg)
+            self._set_fn(blob)
             self._ensure_strength()
             stopped = self._loop(queue, counts, on_result, stop_when)
             if stopped or self._signal is not None:
@@ -373,6 +364,38 @@ class LocalPool(Executor):
                 signal.Signals(self._signal).name,
             )  # type: ignore[arg-type]
         return summary
+
+    def start(self, fn: TaskFn | None = None) -> None:
+        """Start the workers now and return at once, without waiting for them.
+
+        A worker is a new interpreter that imports numpy, pandas and TA-Lib and warms up
+        ``fn`` (its kernels) before it serves: about a second of start-up, which otherwise
+        delays the first task of the first `run`. Started here, it overlaps whatever the
+        caller does next (the orchestrator starts the pool as research begins). `run` uses
+        the workers started here; calling `start` again, or `run` with another ``fn``, is
+        fine. Results do not depend on when workers start."""
+        if self._closed:
+            raise RuntimeError("this LocalPool is closed; create a new one")
+        if fn is not None:
+            self._set_fn(self._pickle(fn))
+        self._ensure_strength()
+
+    @staticmethod
+    def _pickle(fn: TaskFn) -> bytes:
+        try:
+            return pickle.dumps(fn)
+        except Exception as exc:
+            raise TypeError(
+                f"task function {fn!r} cannot be sent to worker processes ({exc}); use a "
+                "module-level function"
+            ) from exc
+
+    def _set_fn(self, blob: bytes) -> None:
+        """Make ``blob`` the task function of every worker (sent only when it changes)."""
+        if self._fn_msg is None or self._fn_msg[1] != blob:
+            self._fn_msg = ("fn", blob)
+            for w in self._workers:
+                self._send(w, self._fn_msg)
 
     def _depth(self) -> int:
         return batch_depth(self._task_seconds, self.batch_seconds, self.max_batch)

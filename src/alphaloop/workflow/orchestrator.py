@@ -15,8 +15,8 @@ the queue keeps tasks and results across crashes (`enqueue_batch(exist_ok=True)`
 keeps one record per task and one action per experiment, and the files a phase writes
 (`tools.json`, `research_<n>.json`, `<exp>_proposals.json`) are rewritten with the same content
 and written before the state names the phase that reads them (`research_<n>.json` and
-`tools.json` are regenerated from the tracker and the queue if missing). So a run killed
-anywhere and resumed gives the same result as an uninterrupted one
+`tools.json` are regenerated from the tracker, the queue and the tool-check cache if
+missing). So a run killed anywhere and resumed gives the same result as an uninterrupted one
 (`tests/test_crash_resume.py` kills a run after every commit to prove it).
 
 Honesty. The bars are split once into an in-sample window and a holdout. Agents, routing and
@@ -54,6 +54,7 @@ from alphaloop.agents.research import ResearchSwarm
 from alphaloop.data import bars_per_year, load, slice_dates
 from alphaloop.execution import BacktestTask, Executor, TaskQueue
 from alphaloop.workflow._dsr import deflated_sharpe_from_moments
+from alphaloop.workflow._tools import ToolDevelopment
 from alphaloop.workflow.gate import (
     DEFAULT_MIN_TRADES,
     GateResult,
@@ -234,6 +235,8 @@ class Orchestrator:
         self.last_date = bars.index[-1].isoformat()
         self.dir = workflow_dir(parts.state.home, s.workflow_id)
         self.offline_developer = parts.developer
+        self.tools = ToolDevelopment(self)
+        self._started = False
         self.llm = None
         if parts.llm is not None:
             from alphaloop.workflow._llm_roles import LLMRoles
@@ -265,8 +268,10 @@ class Orchestrator:
                 elif phase == "TOOL_DEVELOPMENT":
                     self._tools()
                 elif phase == "RESEARCH_SWARM":
+                    self._start_workers()  # they start up while research runs
                     self._research()
                 elif phase == "STRATEGY_DEVELOPMENT":
+                    self._start_workers()
                     self._develop()
                 elif phase == "BACKTESTING":
                     self._backtest()
@@ -280,65 +285,24 @@ class Orchestrator:
         return self.result()
 
     def _tools(self) -> None:
-        """Check every available strategy in a worker: sandbox, compile, run, look-ahead."""
-        names = sorted(self.offline_developer.available())
-        props = {n: self.offline_developer.default_proposal(n) for n in names}
-        tasks = [self._task("tools", n, props[n]) for n in names]
-        self.p.queue.enqueue_batch(tasks, exist_ok=True)
-        self._drain()
-        tools = self._tools_outcome(names)
-        self._write_json("tools.json", tools)
-        retired, lessons = self._retire(
-            (
-                (n, props[n].strategy_code, t.task_id)
-                for n, t in zip(names, tasks, strict=True)
-                if not tools[n]["ok"]
-            ),
-            self.p.state.state.retired_strategies,
-        )
-        bad = sorted(n for n, v in tools.items() if not v["ok"] and n not in retired)
-        for n in bad:
-            if tools[n]["problem"] == "look-ahead bias":  # failed tasks are warned about already
-                log.warning(
-                    "strategy %s excluded: look-ahead bias (its positions change when later "
-                    "bars are removed)",
-                    n,
-                )
-        if bad:
-            lessons.insert(
-                0,
-                "tool development: excluded "
-                + ", ".join(f"{n} ({tools[n]['problem']})" for n in bad),
-            )
-        self._complete(
-            current_phase="RESEARCH_SWARM",
-            pending_action="INITIAL",
-            retired_strategies=retired,
-            lessons=lessons,
-        )
-
-    def _tools_outcome(self, names: Sequence[str]) -> dict[str, Any]:
-        """``{name: {"ok", "problem"}}`` from the tool-development tasks' results."""
-        tools: dict[str, Any] = {}
-        for n in names:
-            task_id = f"tools_{n}"
-            result = self.p.queue.get_result(task_id)
-            problem = (
-                (self.p.queue.get_error(task_id) or "failed")
-                if result is None
-                else ("look-ahead bias" if result.get("lookahead") else None)
-            )
-            tools[n] = {"ok": problem is None, "problem": problem}
-        return tools
+        """Check every available strategy in a worker: sandbox, compile, run, look-ahead
+        (`_tools.ToolDevelopment`; a check made before on the same inputs comes from the
+        home's cache)."""
+        self.tools.run()
 
     def _usable(self) -> list[str]:
-        try:
-            tools = self._read_json("tools.json")
-        except FileNotFoundError:  # only if removed by hand: the queue still has the outcome
-            log.warning("%s missing; rebuilding it from the queue", self.dir / "tools.json")
-            tools = self._tools_outcome(sorted(self.offline_developer.available()))
-            self._write_json("tools.json", tools)
-        return [n for n, v in tools.items() if v["ok"]]
+        return self.tools.usable()
+
+    def _start_workers(self) -> None:
+        """Start the executor's workers now, without waiting for them (`LocalPool.start`), so
+        their start-up overlaps research and development instead of delaying the first
+        backtest; a backend without ``start`` starts them when it first runs. Once."""
+        if self._started:
+            return
+        self._started = True
+        start = getattr(self.p.executor, "start", None)
+        if callable(start):
+            start(self.p.task_fn)
 
     def _research(self) -> None:
         n = self.p.state.state.research_iteration
@@ -540,11 +504,12 @@ class Orchestrator:
             if (res := self.p.queue.get_result(f"{exp_id}_v{i:02d}")) is not None
             and (m := res["metrics"]).get("sharpe_ratio") is not None
         ]
-        for i, prop in enumerate(proposals):
-            task_id = f"{exp_id}_v{i:02d}"
-            if self.p.tracker.record_for_task(task_id) is None:
-                rec = self._record(exp_id, f"v{i:02d}", task_id, prop, "in_sample", tried)
-                self.p.tracker.log_record(rec)
+        # the batch's records in one group commit (docs/workflow.md, "Group commits")
+        self.p.tracker.log_records(
+            self._record(exp_id, f"v{i:02d}", f"{exp_id}_v{i:02d}", prop, "in_sample", tried)
+            for i, prop in enumerate(proposals)
+            if self.p.tracker.record_for_task(f"{exp_id}_v{i:02d}") is None
+        )
         self._complete(
             current_phase="QUALITY_GATE",
             variants_tried=len(self._history()),
@@ -706,9 +671,10 @@ class Orchestrator:
             tasks = [self._task(exp_id, c.variant_id, props[c.task_id], holdout=True) for c in todo]
             self.p.queue.enqueue_batch(tasks, exist_ok=True)
             self._drain()
-            for c, t in zip(todo, tasks, strict=True):
-                rec = self._record(exp_id, c.variant_id, t.task_id, props[c.task_id], "holdout", [])
-                self.p.tracker.log_record(rec)
+            self.p.tracker.log_records(
+                self._record(exp_id, c.variant_id, t.task_id, props[c.task_id], "holdout", [])
+                for c, t in zip(todo, tasks, strict=True)
+            )
         return {look.variant: look for look in self.looks()}
 
     def looks(self) -> list[HoldoutLook]:
