@@ -519,6 +519,57 @@ class ExperimentTracker:
             self._append(record.experiment_id, [_dumps({"kind": "record", **json.loads(body)})])
             return True
 
+    def log_records(self, records: Iterable[ExperimentRecord]) -> list[bool]:
+        """`log_record` for many records as ONE group commit: one SQLite transaction (one
+        sync) and one append per experiment's JSON lines (one sync), whatever their number.
+        Per record, True if stored and False if its task already had one; the same
+        ``ValueError`` as `log_record` for a record it refuses, raised before anything of the
+        batch is stored."""
+        self._writable()
+        records = list(records)
+        for record in records:
+            if record.workflow_id != self.workflow_id or record.action_taken is not None:
+                self.log_record(record)  # raises its ValueError, stores nothing
+        bodies = [r.model_dump_json() for r in records]
+        stored: list[bool] = []
+        lines: dict[str, list[str]] = {}
+        with self._lock:
+            for exp_id in dict.fromkeys(r.experiment_id for r in records):
+                if self._experiment_row(exp_id) is None:
+                    raise ValueError(f"unknown experiment {exp_id!r}; create it with "
+                                     "start_experiment first")
+            if not records:
+                return stored
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for record, body in zip(records, bodies, strict=True):
+                    try:
+                        conn.execute(
+                            "INSERT INTO records (record_id, task_id, experiment_id, "
+                            "variant_id, parent_variant_id, sample, gate_passed, gate_score, "
+                            "created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (record.record_id, record.task_id, record.experiment_id,
+                             record.variant_id, record.parent_variant_id, record.sample,
+                             int(record.gate_passed), record.gate_score,
+                             _iso(record.created_at), body))
+                    except sqlite3.IntegrityError as exc:
+                        if conn.execute("SELECT 1 FROM records WHERE task_id = ?",
+                                        (record.task_id,)).fetchone():
+                            stored.append(False)
+                            continue
+                        raise ValueError(f"record {record.record_id} rejected: {exc}") from exc
+                    stored.append(True)
+                    lines.setdefault(record.experiment_id, []).append(
+                        _dumps({"kind": "record", **json.loads(body)}))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            for exp_id, batch in lines.items():
+                self._append(exp_id, batch)
+            return stored
+
     def set_action(self, experiment_id: str, action: str,
                    details: Mapping[str, Any] | None = None) -> bool:
         """Store the routing action decided for ``experiment_id`` (once per experiment).
