@@ -71,3 +71,22 @@ def file_problem(path: Path, tables: Sequence[str]) -> str | None:
         if is_damage(exc):
             return f"damaged ({exc})"
         raise
+
+
+_JOURNALS = ("-wal", "-shm", "-journal")
+
+
+def readonly_uri(path: Path) -> str:
+    """A URI that reads ``path`` without writing its folder: ``immutable=1`` when no journal
+    lies beside it (no process has it open, so nothing can change under the reader), else
+    ``mode=ro``, sharing the ``-wal``/``-shm`` its writer made. ``mode=ro`` alone on an idle
+    WAL database would create those two files and leave them in the home."""
+    live = any(path.with_name(path.name + j).exists() for j in _JOURNALS)
+    return f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
+
+
+def read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection to ``path`` (see `readonly_uri`); the caller closes it."""
+    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=timeout, isolation_level=None)
+    conn.execute("PRAGMA query_only = ON")
+    return conn

@@ -29,12 +29,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from alphaloop._sqlite import read_only
 from alphaloop.errors import AlphaloopError, ConfigError
 from alphaloop.execution import LocalPool, resolve_home
 from alphaloop.execution._base import Executor
@@ -202,9 +204,8 @@ def run_campaign(
     """Run one workflow per ticker (``options``: `run_workflow`'s keywords, shared by all)
     through one pool, and return `campaign_result`. Every ticker's data is checked before
     anything is created."""
-    from alphaloop.workflow.orchestrator import split_bars
-
     from alphaloop.workflow.gate import QualityCriteria
+    from alphaloop.workflow.orchestrator import split_bars
 
     _check_limits(max_variants, max_seconds)
     options = dict(options)
@@ -337,7 +338,6 @@ def _trials_and_best(root: Path, wid: str) -> tuple[list[float], float, dict[str
     """A workflow's in-sample trials (annualised Sharpe, undefined = 0), its bars per year,
     and its best variant's stored result (moments) or None."""
     from alphaloop.data import bars_per_year
-    from alphaloop.execution import TaskQueue
     from alphaloop.workflow.document import read_workflow
     from alphaloop.workflow.orchestrator import split_bars
 
@@ -359,12 +359,13 @@ def _trials_and_best(root: Path, wid: str) -> tuple[list[float], float, dict[str
     best = s.best_strategy or {}
     result = None
     qpath = root / "workflows" / wid / "queue.db"
-    if best and qpath.exists():
-        q = TaskQueue(qpath, recover=False)
-        try:
-            result = q.get_result(f"{best.get('experiment_id')}_{best.get('variant_id')}")
-        finally:
-            q.close()
+    if best and qpath.exists():  # read only: `status` and `show` never write the home
+        with closing(read_only(qpath)) as conn:
+            row = conn.execute(
+                "SELECT r.result FROM tasks t JOIN results r USING (seq) WHERE t.task_id = ?"
+                " AND t.state = 'completed'",
+                (f"{best.get('experiment_id')}_{best.get('variant_id')}",)).fetchone()
+        result = json.loads(row[0]) if row and row[0] else None
     return trials, bpy, result
 
 
