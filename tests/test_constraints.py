@@ -62,7 +62,8 @@ def test_constraints_are_read_and_judge_points() -> None:
     ('CONSTRAINTS = ["fast < slwo"]', "unknown parameter 'slwo'; did you mean 'slow'?"),
     ('CONSTRAINTS = ["allow_short < 1"]', "parameter 'allow_short' is not a number"),
     ('CONSTRAINTS = ["fast == slow"]', "unexpected '='"),
-    ('CONSTRAINTS = ["fast < slow and band < 1"]', "unexpected 'and'; write each condition as its own string"),
+    ('CONSTRAINTS = ["fast < slow and band < 1"]',
+     "unexpected 'and'; write each condition as its own string"),
     ('CONSTRAINTS = ["max(fast, 3) < slow"]', "unexpected ',' at column 9"),
     ('CONSTRAINTS = ["fast.real < slow"]', "unexpected '.'"),
     ('CONSTRAINTS = ["fast < slow if fast else 0"]', "unexpected 'if'"),
@@ -191,3 +192,22 @@ def test_scaled_lookbacks_keep_their_constraints() -> None:
     squeezed = fit_to_bars(strat, 1560.0, 30)  # fast and slow both 10..10 bars
     assert squeezed.constraints == ()
     assert "no point meets CONSTRAINTS ['fast + 5 <= slow']" in squeezed.source
+
+
+def test_integer_ranges_sampled_continuously_come_back_on_their_grid() -> None:
+    stepped = source('CONSTRAINTS = ["fast < slow"]').replace(
+        '"low": 2, "high": 100}', '"low": 2, "high": 101, "step": 4}')
+    strat = from_source(stepped, "stepped")
+    dev = OptunaDeveloper({"stepped": strat})
+    history: list[PastResult] = []
+    for it in range(3):
+        props = dev.propose(DevelopmentInput(
+            action="INITIAL" if it == 0 else "TUNE_PARAMETERS", families=["stepped"],
+            history=history, n_variants=12, seed=5))
+        history += [PastResult(variant_id=f"{it}/{i}", strategy_name="stepped",
+                               strategy_code=p.strategy_code, parameters=p.parameters,
+                               gate_score=_score(p.parameters)) for i, p in enumerate(props)]
+    for r in history:
+        assert strat.resolve_params(r.parameters) == r.parameters  # types, range, grid
+        assert (r.parameters["fast"] - 2) % 4 == 0 and r.parameters["fast"] <= 98
+        assert type(r.parameters["slow"]) is int

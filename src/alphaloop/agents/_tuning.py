@@ -85,7 +85,7 @@ def spare_asks(k: int) -> int:
 def distribution(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
     """The Optuna distribution of a declared parameter space."""
     if isinstance(spec, IntRange):
-        return optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step or 1)
+        return optuna.distributions.IntDistribution(spec.low, _top(spec), step=spec.step or 1)
     if isinstance(spec, FloatRange):
         return optuna.distributions.FloatDistribution(
             spec.low, spec.high, log=spec.log, step=spec.step
@@ -221,19 +221,38 @@ def _window(told: Sequence[tuple[dict[str, Any], float]], window: Window) -> lis
 def _relaxed(spec: IntRange | FloatRange | Choice) -> optuna.distributions.BaseDistribution:
     """What the study samples for ``spec``: an integer range as a float range half a step
     wider each side (rounded back to the grid by `_decode`), the rest as declared."""
-    if isinstance(spec, IntRange) and spec.high > spec.low:
+    if isinstance(spec, IntRange) and _top(spec) > spec.low:
         half = (spec.step or 1) / 2
-        return optuna.distributions.FloatDistribution(spec.low - half, spec.high + half)
+        return optuna.distributions.FloatDistribution(spec.low - half, _top(spec) + half)
     return distribution(spec)
+
+
+def _top(spec: IntRange) -> int:
+    """The highest value of an integer range on its grid (``high`` may lie off it)."""
+    step = spec.step or 1
+    return spec.low + (spec.high - spec.low) // step * step
 
 
 def _decode(spec: IntRange | FloatRange | Choice, value: Any) -> Any:
     """A value the study sampled, as a value of the declared space."""
     if isinstance(spec, IntRange) and not isinstance(value, int):
         step = spec.step or 1
-        return min(spec.high, max(spec.low, spec.low + math.floor((value - spec.low) / step
-                                                                  + 0.5) * step))
+        return min(_top(spec), max(spec.low, spec.low + math.floor((value - spec.low) / step
+                                                                   + 0.5) * step))
     return value
+
+
+def _decode_all(spec: IntRange | FloatRange | Choice, values: np.ndarray) -> np.ndarray:
+    """`_decode` of many values at once (an object array of Python values)."""
+    out = np.empty(len(values), dtype=object)
+    if isinstance(spec, IntRange) and len(values):
+        step = spec.step or 1
+        raw = np.asarray(values, dtype=float)
+        grid = spec.low + np.floor((raw - spec.low) / step + 0.5) * step
+        out[:] = np.clip(grid, spec.low, _top(spec)).astype(np.int64).tolist()
+    else:
+        out[:] = list(values)
+    return out
 
 
 def propose_batch(
@@ -266,8 +285,7 @@ def propose_batch(
         """Which candidates are refused (a constraint, or taken), and their keys."""
         size = len(next(iter(values.values()))) if values else 1
         full = {**{n: np.full(size, v, dtype=object) for n, v in fixed.items()},
-                **{n: np.asarray([_decode(specs[n], v) for v in vs], dtype=object)
-                   for n, vs in values.items()}}
+                **{n: _decode_all(specs[n], vs) for n, vs in values.items()}}
         if set(full) != set(dists):  # a partial space (an independent draw): no judge
             return np.zeros(size, dtype=bool), [str(i) for i in range(size)]
         bad = np.zeros(size, dtype=bool)
