@@ -113,3 +113,17 @@ def test_fix_bug_resets_to_defaults_and_retires_lookahead(dev: OptunaDeveloper) 
     assert props[0].parent_variant_id == "a"
     assert props[0].parameters == load_strategy("sma_crossover").defaults()
     assert props[0].parameter_changes["fast"] == {"from": 90, "to": 10}
+
+
+def test_a_fresh_developer_proposes_what_the_first_did(dev: OptunaDeveloper) -> None:
+    """Resume builds a new developer from the same history: its proposals are the same, big
+    batches (one TPE fit shared by several asks) included, and none repeats a tried point."""
+    past = history(dev, n=16)
+    inp = DevelopmentInput(action="TUNE_PARAMETERS", families=["sma_crossover", "macd"],
+                           history=past, n_variants=40, seed=4)
+    first = dev.propose(inp)
+    again = OptunaDeveloper({n: load_strategy(n) for n in library_names()}).propose(inp)
+    assert first == again and len(first) == 40
+    keys = [(p.strategy_name, repr(sorted(p.parameters.items()))) for p in [*past, *first]]
+    assert len(set(keys)) == len(keys)
+    assert all(p.parameters["fast"] < p.parameters["slow"] for p in first)
