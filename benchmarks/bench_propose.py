@@ -136,15 +136,20 @@ def main() -> None:
     args = parser.parse_args()
 
     from alphaloop.agents import development
-    from alphaloop.agents._tuning import Window
+    from alphaloop.agents._tuning import Asking, Window
 
     developers: dict[str, tuple[Any, dict[str, Any]]] = {"today": (development, {})}
     if args.alternatives:  # what today's defaults were chosen against
         developers |= {
-            "discrete ints": (development, {"relax": False}),
-            "1 ask per fit": (development, {"per_fit": 1}),
-            "whole history": (development, {"window": Window(recent=None)}),
-            "window 16+8": (development, {"window": Window(recent=16, best=8)}),
+            label: (development, {"asking": Asking(**options)})
+            for label, options in [
+                ("reject+prune", {"guide": False}),
+                ("discrete ints", {"relax": False}),
+                ("1 ask per fit", {"per_fit": 1}),
+                ("whole history", {"window": Window(recent=None)}),
+                ("window 96+32", {"window": Window(recent=96, best=32)}),
+                ("window 16+8", {"window": Window(recent=16, best=8)}),
+            ]
         }
     if args.previous:
         developers = {f"previous {args.previous}": (load_previous(args.previous), {}),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alphaloop.agents._tuning import Window, spare_asks
+from alphaloop.agents._tuning import Asking, Window, spare_asks
 from alphaloop.agents.development import DevelopmentInput, OptunaDeveloper, PastResult
 from alphaloop.backtest.strategy import from_source, library_names, load_strategy
 from alphaloop.errors import StrategyError
@@ -162,7 +162,7 @@ def test_an_exhausted_space_gives_fewer_points_not_repeats() -> None:
 
 def test_the_study_is_told_a_bounded_window_of_a_long_history() -> None:
     dev = OptunaDeveloper({n: load_strategy(n) for n in library_names()},
-                          window=Window(recent=40, best=10))
+                          Asking(window=Window(recent=40, best=10)))
     code = load_strategy("sma_crossover").source
     history = [PastResult(variant_id=str(i), strategy_name="sma_crossover", strategy_code=code,
                           parameters={"fast": 2 + i % 90, "slow": 100 + i // 90,

@@ -35,7 +35,8 @@ from alphaloop.backtest.strategy import Choice, FloatRange, IntRange, Strategy
 from alphaloop.errors import StrategyError
 
 __all__ = [
-    "N_STARTUP", "Batch", "Window", "key", "nearest_feasible", "propose_batch", "spare_asks",
+    "N_STARTUP", "Asking", "Batch", "Window", "key", "nearest_feasible", "propose_batch",
+    "spare_asks",
 ]
 
 N_STARTUP = 5
@@ -47,9 +48,6 @@ _UNIFORM_DRAWS = 64
 CANDIDATES = 24
 """Candidates TPE draws from its good-points model per proposal (Optuna's default)."""
 
-PER_FIT = 8
-"""At most this many proposals share one TPE fit (`_GuidedTPE`); a batch of ``k`` shares
-``k // 4`` (so batches of up to 7 are plain TPE, one fit per ask)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,25 @@ class Window:
 
     recent: int | None = 48
     best: int = 16
+
+
+@dataclass(frozen=True)
+class Asking:
+    """How `propose_batch` asks TPE (the defaults are what ``benchmarks/bench_propose.py``
+    measured best; the others are there to compare with):
+
+    - ``window``: which results the study is told;
+    - ``relax``: integer ranges sampled as continuous ones, rounded back (`_relaxed`): TPE's
+      density of a continuous parameter costs O(results) an ask, of a discrete one
+      O(results x candidates) in pure Python;
+    - ``per_fit``: at most so many proposals share one TPE fit (`_GuidedTPE`);
+    - ``guide``: candidates breaking a constraint or already taken get no chance in the
+      acquisition; without it they are asked, rejected and told back pruned."""
+
+    window: Window = Window()
+    relax: bool = True
+    per_fit: int = 8
+    guide: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,13 +115,15 @@ class _GuidedTPE(optuna.samplers.TPESampler):
     a constraint or already taken): of the candidates it draws from the good-points model, it
     keeps the best acceptable one.
 
-    With ``per_fit`` > 1 one model serves that many asks (Optuna's TPE fits its two densities
+    With ``per_fit`` > 1 (`Asking.per_fit`, at most a quarter of the batch, so batches of up
+    to 7 are plain TPE) one model serves that many asks (Optuna's TPE fits its two densities
     again for every ask): it draws ``per_fit`` groups of `CANDIDATES`, the best acceptable
     point of each group (distinct) is one proposal, the first is returned and the others wait
     for the next asks. The points asked stay RUNNING, so the next fit (constant liar) moves
     away from them."""
 
-    def __init__(self, judge: Callable[[dict[str, np.ndarray]], tuple[np.ndarray, list[str]]],
+    def __init__(self,
+                 judge: Callable[[dict[str, np.ndarray]], tuple[np.ndarray, list[str]]] | None,
                  per_fit: int, **kw: Any):
         super().__init__(n_ei_candidates=CANDIDATES * per_fit, **kw)
         self._judge = judge
@@ -125,6 +144,8 @@ class _GuidedTPE(optuna.samplers.TPESampler):
 
     def _compute_acquisition_func(self, samples: Any, mpe_below: Any, mpe_above: Any) -> Any:
         acq = np.asarray(super()._compute_acquisition_func(samples, mpe_below, mpe_above))
+        if self._judge is None:
+            return acq
         external = {
             name: np.asarray([dist.to_external_repr(v) for v in samples[name]], dtype=object)
             for name, dist in self._space.items()
@@ -261,16 +282,12 @@ def propose_batch(
     taken: set[str],
     k: int,
     seed: int,
-    window: Window = Window(),
-    relax: bool = True,
-    per_fit: int = PER_FIT,
+    asking: Asking = Asking(),
 ) -> Batch:
     """Up to ``k`` new points of ``strategy``'s space, none violating its constraints nor in
     ``taken`` (keys of points tried or already proposed; the new ones are added to it).
-    ``told``: the family's earlier (params, gate score) results, oldest first. ``relax``:
-    the study samples integer ranges as continuous ones, rounded (`_relaxed`): TPE's density
-    of a continuous parameter costs O(results) an ask, of a discrete one O(results x 24
-    candidates) in pure Python. ``per_fit``: at most so many proposals share one TPE fit."""
+    ``told``: the family's earlier (params, gate score) results, oldest first."""
+    window, relax = asking.window, asking.relax
     specs = strategy.parameters
     declared = {n: distribution(s) for n, s in specs.items()}
     dists = {n: _relaxed(s) for n, s in specs.items()} if relax else declared
@@ -297,7 +314,9 @@ def propose_batch(
         return bad, keys
 
     optuna.logging.set_verbosity(logging.WARNING)
-    sampler = _GuidedTPE(judge, max(1, min(per_fit, k // 4)), seed=seed,
+    guided = judge if asking.guide else None
+    per_fit = max(1, min(asking.per_fit, k // 4)) if asking.guide else 1
+    sampler = _GuidedTPE(guided, per_fit, seed=seed,
                          n_startup_trials=N_STARTUP, constant_liar=True, multivariate=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     results = [(p, v) for p, v in told if set(p) == set(dists) and math.isfinite(v)]

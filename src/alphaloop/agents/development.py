@@ -45,7 +45,7 @@ from alphaloop.agents._refine import (
     fit_to_bars,
     refine,
 )
-from alphaloop.agents._tuning import PER_FIT, Window, propose_batch
+from alphaloop.agents._tuning import Asking, Window, propose_batch
 from alphaloop.agents._tuning import key as point_key
 from alphaloop.backtest.strategy import Strategy
 
@@ -53,6 +53,7 @@ __all__ = [
     "FIXES",
     "REFINEMENTS",
     "VOL_TARGET_DAYS",
+    "Asking",
     "DevelopmentInput",
     "OptunaDeveloper",
     "PastResult",
@@ -147,13 +148,10 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
 class OptunaDeveloper:
     """The offline developer: Optuna TPE for tuning, source refinements for redesigns."""
 
-    def __init__(self, strategies: Mapping[str, Strategy], window: Window = Window(),
-                 relax: bool = True, per_fit: int = PER_FIT) -> None:
+    def __init__(self, strategies: Mapping[str, Strategy], asking: Asking = Asking()) -> None:
         self._strategies = dict(strategies)
-        # how TPE is asked (`_tuning.propose_batch`); the defaults are what bench_propose chose
-        self.window = window
-        self.relax = relax
-        self.per_fit = per_fit
+        self.asking = asking
+        """How TPE is asked (`_tuning.Asking`)."""
         self.asks = 0
         """`study.ask` calls so far (a benchmark reads it), and those told back pruned:"""
         self.pruned = 0
@@ -288,7 +286,7 @@ class OptunaDeveloper:
         taken = {point_key(r.parameters) for r in mine}
         taken |= {point_key(p.parameters) for p in already if p.strategy_name == name}
         batch = propose_batch(strat, told, taken, k, _seed(inp.seed, f"{name}:{len(inp.history)}"),
-                              self.window, self.relax, self.per_fit)
+                              self.asking)
         self.asks += batch.asks
         self.pruned += batch.pruned
         best = max(told, key=lambda t: t[1])[0] if told else strat.defaults()
