@@ -61,7 +61,7 @@ from pydantic import (
     model_validator,
 )
 
-from alphaloop._sqlite import opening, problem
+from alphaloop._sqlite import opening, problem, readonly_uri
 from alphaloop.errors import ConfigError, HomeError
 from alphaloop.workflow.state import finite_or_none, to_json_value, utcnow, workflow_dir
 
@@ -403,7 +403,8 @@ class ExperimentTracker:
         if (readonly or existing) and not self.db_path.exists():
             raise self._unusable("missing")
         if readonly:
-            uri = f"{self.db_path.resolve().as_uri()}?mode=ro"
+            # immutable when idle: reading leaves no -wal/-shm behind in the home
+            uri = readonly_uri(self.db_path)
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                          check_same_thread=False, timeout=30)
             with opening(self._conn, self.db_path, "experiment tracker"):
