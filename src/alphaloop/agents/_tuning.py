@@ -14,6 +14,13 @@
   stops after `spare_asks` rejections: the space may hold no new point.
 - **History in bounds.** The study holds at most `Window.recent` latest results and the
   `Window.best` best ones, so one ask costs the same after 40 results and after 4,000.
+- **Cheap asks** (`Asking`): integer ranges are sampled as continuous ones and rounded back
+  to their grid, and one TPE fit serves up to ``per_fit`` asks of a big batch.
+
+`_GuidedTPE` hooks into Optuna's TPE at ``_compute_acquisition_func`` (a private method,
+there since Optuna 3.x): were it renamed, the hook would go unused, and constraints and
+repeats would still be kept out, by rejection (the point is told back pruned), at the cost
+of more asks — ``tests/test_constraints.py`` counts them.
 
 Deterministic: the same space, results, taken points and seed give the same proposals.
 """
@@ -47,7 +54,6 @@ _UNIFORM_DRAWS = 64
 
 CANDIDATES = 24
 """Candidates TPE draws from its good-points model per proposal (Optuna's default)."""
-
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ class _GuidedTPE(optuna.samplers.TPESampler):
 
     def _compute_acquisition_func(self, samples: Any, mpe_below: Any, mpe_above: Any) -> Any:
         acq = np.asarray(super()._compute_acquisition_func(samples, mpe_below, mpe_above))
-        if self._judge is None:
+        if self._judge is None or set(self._space) != set(samples):
             return acq
         external = {
             name: np.asarray([dist.to_external_repr(v) for v in samples[name]], dtype=object)
