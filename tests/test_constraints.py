@@ -211,3 +211,19 @@ def test_integer_ranges_sampled_continuously_come_back_on_their_grid() -> None:
         assert strat.resolve_params(r.parameters) == r.parameters  # types, range, grid
         assert (r.parameters["fast"] - 2) % 4 == 0 and r.parameters["fast"] <= 98
         assert type(r.parameters["slow"]) is int
+
+
+def test_a_family_without_new_points_leaves_its_share_to_the_others() -> None:
+    dev = OptunaDeveloper({n: load_strategy(n) for n in ("buy_and_hold", "sma_crossover")})
+    code = load_strategy("buy_and_hold").source
+    sma = load_strategy("sma_crossover")
+    history = [PastResult(variant_id="a", strategy_name="buy_and_hold", strategy_code=code,
+                          parameters={}, gate_score=0.5),
+               PastResult(variant_id="b", strategy_name="sma_crossover",
+                          strategy_code=sma.source, parameters=sma.defaults(), gate_score=0.1)]
+    props = dev.propose(DevelopmentInput(action="TUNE_PARAMETERS",
+                                         families=["buy_and_hold", "sma_crossover"],
+                                         history=history, n_variants=6, seed=0))
+    assert [p.strategy_name for p in props] == ["sma_crossover"] * 6  # no {} again
+    assert len({repr(sorted(p.parameters.items())) for p in props}) == 6
+    assert sma.defaults() not in [p.parameters for p in props]

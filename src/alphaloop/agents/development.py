@@ -210,11 +210,17 @@ class OptunaDeveloper:
                     out.append(self._proposal(name, defaults, "declared defaults", inp))
         # the rest from TPE, the families taking turns: one study per family for its share
         order = [names[i % len(names)] for i in range(max(0, inp.n_variants - len(out)))]
-        batches = {
-            name: iter(self._tune(name, inp, order.count(name), out))
-            for name in dict.fromkeys(order)
-        }
-        for name in order:
+        got = {name: self._tune(name, inp, order.count(name), out)
+               for name in dict.fromkeys(order)}
+        # a family with no new point left (no parameters, a small space all tried): the
+        # others fill its share, so a batch comes short only when every space is spent
+        short = sum(order.count(n) - len(got[n]) for n in got)
+        full = [n for n in got if len(got[n]) == order.count(n)]
+        more = [full[i % len(full)] for i in range(short)] if full else []
+        for name in dict.fromkeys(more):
+            got[name] += self._tune(name, inp, more.count(name), [*out, *got[name]])
+        batches = {name: iter(points) for name, points in got.items()}
+        for name in order + more:
             asked = next(batches[name], None)
             if asked is not None:
                 out.append(asked)
