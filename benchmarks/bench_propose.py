@@ -146,8 +146,9 @@ def main() -> None:
                 ("reject+prune", {"guide": False}),
                 ("discrete ints", {"relax": False}),
                 ("1 ask per fit", {"per_fit": 1}),
+                ("4 asks per fit", {"per_fit": 4}),
                 ("whole history", {"window": Window(recent=None)}),
-                ("window 96+32", {"window": Window(recent=96, best=32)}),
+                ("window 48+16", {"window": Window(recent=48, best=16)}),
                 ("window 16+8", {"window": Window(recent=16, best=8)}),
             ]
         }

@@ -61,8 +61,8 @@ class Window:
     """Which of a family's results the study is told: the latest ``recent`` and the ``best``
     best (``None``: all of them, the cost of an ask then grows with the history)."""
 
-    recent: int | None = 48
-    best: int = 16
+    recent: int | None = 96
+    best: int = 32
 
 
 @dataclass(frozen=True)
