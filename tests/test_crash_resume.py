@@ -286,7 +286,7 @@ def hook_commits(on_commit: Callable[[str], None]) -> None:
     write = after(state_mod.atomic_write_text, written)
     state_mod.atomic_write_text = write  # type: ignore[assignment]
     orchestrator_mod.atomic_write_text = write  # type: ignore[assignment]
-    for name in ("start_experiment", "log_record", "set_action"):
+    for name in ("start_experiment", "log_record", "log_records", "set_action"):
         method = getattr(ExperimentTracker, name)
         setattr(ExperimentTracker, name, after(method, lambda *a, n=name, **k: f"tracker {n}"))
     # the tracker has committed to SQLite and not yet appended the JSON line
