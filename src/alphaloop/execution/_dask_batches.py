@@ -199,15 +199,18 @@ def run_batch(
     return stream.take()
 
 
-def _in_process(fn: Any, todo: list[tuple[str, int, str]], key: str, stream: Stream) -> None:
+def _in_process(fn: Any, todo: list[Any], key: str, stream: Stream) -> None:
     """Trusted task functions (not ``needs_clean_worker``) run in this Dask worker thread."""
     from alphaloop.execution._worker import run_one
 
     pid = os.getpid()
-    for i, (task_id, attempt, payload) in enumerate(todo):
+    for i, item in enumerate(todo):
         stop = _CUTS.get(key)
         if stop is not None and i >= stop:
             return
+        if item is None:
+            continue
+        task_id, attempt, payload = item
         started, t0 = time.time(), time.perf_counter()
         ok, body, tb, _fatal, kind = run_one(fn, payload, None)
         elapsed = time.perf_counter() - t0
@@ -215,22 +218,41 @@ def _in_process(fn: Any, todo: list[tuple[str, int, str]], key: str, stream: Str
 
 
 def _on_shipped(items: list[Item], bars: dict[str, Any], stream: Stream) -> list[Any]:
-    """The items as ``(task_id, attempt, payload)``, each on shipped bars pointed at this
-    worker's copy of them; an item whose copy cannot be written fails (transient)."""
-    out: list[tuple[str, int, str]] = []
+    """The items as ``(task_id, attempt, payload)`` (same positions: a cut index stays
+    valid), each on shipped bars pointed at this worker's copy of them; an item whose copy
+    cannot be written fails (transient) and becomes None."""
+    out: list[tuple[str, int, str] | None] = []
     for task_id, attempt, payload, fp in items:
         if fp is None:
             out.append((task_id, attempt, payload))
             continue
         try:
-            task = json.loads(payload)
-            task["data_path"] = _materialize(fp, str(task["ticker"]), bars[fp])
-            task["data_fingerprint"] = fp
-            out.append((task_id, attempt, json.dumps(task)))
+            ticker = json.JSONDecoder().raw_decode(payload, _value_at(payload, "ticker"))[0]
+            path = _materialize(fp, str(ticker), bars[fp])
+            payload = _set(payload, "data_path", path)
+            out.append((task_id, attempt, _set(payload, "data_fingerprint", fp)))
         except Exception as exc:
             error = f"cannot store the shipped bars on the Dask worker: {type(exc).__name__}: {exc}"
             stream.add(failed(task_id, attempt, error, FailureKind.TRANSIENT, time.time()))
+            out.append(None)
     return out
+
+
+def _value_at(payload: str, name: str) -> int:
+    """Where the value of top-level field ``name`` starts in a task's JSON (fields from
+    ``ticker`` on hold no nested object, so the last ``"name":`` is the task's own)."""
+    i = payload.rfind(f'"{name}":')
+    if i < 0:
+        raise ValueError(f"no {name} in the task")
+    return i + len(name) + 3
+
+
+def _set(payload: str, name: str, value: str) -> str:
+    """The task's JSON with top-level string-or-null field ``name`` set to ``value`` (a
+    splice, not a parse: ~1 us instead of ~25 us for a task with its strategy's source)."""
+    start = _value_at(payload, name)
+    _old, end = json.JSONDecoder().raw_decode(payload, start)
+    return f"{payload[:start]}{json.dumps(value)}{payload[end:]}"
 
 
 def _materialize(fp: str, ticker: str, frame: Any) -> str:

@@ -78,15 +78,17 @@ class CleanWorker:
     def run(
         self,
         fn: Any,
-        items: list[tuple[str, int, str]],
+        items: list[tuple[str, int, str] | None],
         key: str,
         stream: Stream,
         timeout: float,
     ) -> None:
-        """Run ``items`` (``(task_id, attempt, payload)``) in order; every result goes to
-        ``stream``. Items from batch ``key``'s cut index on are not started."""
+        """Run ``items`` (``(task_id, attempt, payload)``, None: skip) in order; every result
+        goes to ``stream``. Items from batch ``key``'s cut index on are not started."""
         blob = pickle.dumps(fn)
-        todo: deque[tuple[int, tuple[str, int, str]]] = deque(enumerate(items))
+        todo: deque[tuple[int, tuple[str, int, str]]] = deque(
+            (i, item) for i, item in enumerate(items) if item is not None
+        )
         fed: deque[tuple[int, tuple[str, int, str]]] = deque()
         head_since = last_alive = time.monotonic()
         while todo or fed:

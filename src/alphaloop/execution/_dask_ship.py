@@ -33,6 +33,7 @@ class Shipper:
         self.client = client
         self.scattered = scattered  # fingerprint -> future of the frame on the workers
         self.sources: dict[tuple[Any, ...], tuple[str, Any] | str] = {}
+        self.tails: dict[str, tuple[str, Any] | str] = {}
 
     def prepare(
         self, claims: list[Claim]
@@ -45,12 +46,19 @@ class Shipper:
             if _NULL_PATH in c.payload:
                 items.append((c.task_id, c.attempt, c.payload, None))
                 continue
-            t = json.loads(c.payload)
-            if t.get("data_path") is None:
-                items.append((c.task_id, c.attempt, c.payload, None))
-                continue
-            src = (str(t["ticker"]).upper(), t["timeframe"], os.path.abspath(t["data_path"]))
-            got = self._source((*src, bool(t.get("adjust", True))))
+            # the fields from "ticker" on (no nested objects there, so the last "ticker" key
+            # is the task's) name the data: parsed once per distinct tail, not per claim
+            tail = c.payload[c.payload.rfind('"ticker":') :]
+            got = self.tails.get(tail)
+            if got is None:
+                t = json.loads(c.payload)
+                if t.get("data_path") is None:
+                    items.append((c.task_id, c.attempt, c.payload, None))
+                    continue
+                src = (str(t["ticker"]).upper(), t["timeframe"], os.path.abspath(t["data_path"]))
+                got = self._source((*src, bool(t.get("adjust", True))))
+                if len(self.tails) < 4096:
+                    self.tails[tail] = got
             if isinstance(got, str):
                 bad.append((c, got))
                 continue
