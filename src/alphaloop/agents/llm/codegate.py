@@ -224,7 +224,13 @@ class _Canonical(ast.NodeTransformer):
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, str) and node.value in self.params:
             node.value = self._canon(node.value)
+        elif isinstance(node.value, str):  # a constraint, "fast < slow": the names within
+            node.value = _WORD.sub(
+                lambda m: self._canon(m[0]) if m[0] in self.params else m[0], node.value)
         return node
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 def _bound_names(tree: ast.AST) -> set[str]:
