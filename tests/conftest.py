@@ -47,10 +47,11 @@ def _chromium_executable() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A headless system Chromium driven by playwright (never ``playwright install``: no
-    network). In CI (``CI=true``) a missing Chromium or playwright fails the test; elsewhere
+    network); one per module, so it is gone before other modules (the hostile suite counts
+    this process's children). In CI (``CI=true``) a missing Chromium or playwright fails the test; elsewhere
     the browser tests skip with one line naming the install command."""
     import os
 
