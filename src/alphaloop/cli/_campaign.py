@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from alphaloop.errors import ConfigError
 from alphaloop.workflow.explain import DEFLATED_SHARPE_IN_SAMPLE, plain_phase
 
 _err = Console(stderr=True)
@@ -121,4 +122,23 @@ def status_lines(root: Path) -> list[str]:
     return out
 
 
-__all__ = ["print_campaign", "run_campaign_command", "status_lines"]
+def campaign_tickers(ticker: str | None, tickers: str | None, universe: str | None,
+                     max_variants: int | None, max_minutes: float | None) -> list[str] | None:
+    """The campaign's tickers, or None for a single-ticker run (one-line errors)."""
+    from alphaloop.workflow.campaign import parse_universe
+
+    if ticker and (tickers or universe):
+        raise ConfigError("give --ticker for one workflow, or --tickers/--universe for a "
+                          "campaign, not both")
+    if not (tickers or universe):
+        if not ticker:
+            raise ConfigError("give --ticker T (one workflow) or --tickers A,B,C / --universe "
+                              "FILE (a campaign)")
+        if max_variants is not None or max_minutes is not None:
+            raise ConfigError("--campaign-max-variants and --campaign-max-minutes are for "
+                              "campaigns (--tickers or --universe)")
+        return None
+    return parse_universe(tickers, universe)
+
+
+__all__ = ["campaign_tickers", "print_campaign", "run_campaign_command", "status_lines"]

@@ -28,7 +28,7 @@ from rich.table import Table
 from alphaloop.cli import app, err_console
 from alphaloop.cli._limits import BorrowOpt, RebalanceOpt, UnconfinedOpt, check_confinement
 from alphaloop.cli._run_output import Display, final_status, llm_line, safe, summary
-from alphaloop.errors import AlphaloopError, ConfigError
+from alphaloop.errors import AlphaloopError
 from alphaloop.workflow.explain import GATE_SCORE_DEFINITION, plain_decision
 from alphaloop.workflow.explain import status_text as _status_text
 
@@ -394,7 +394,9 @@ def run(
     # --gate replaces the default gate as a whole, so any default criterion can be dropped;
     # the evidence floor (--min-trades) stays.
     criteria = QualityCriteria.from_expressions(gate) if gate else QualityCriteria.default()
-    universe_list = _campaign_tickers(ticker, tickers, universe, campaign_max_variants,
+    from alphaloop.cli._campaign import campaign_tickers
+
+    universe_list = campaign_tickers(ticker, tickers, universe, campaign_max_variants,
                                       campaign_max_minutes)
     check_settings(alpha, max_holdout_looks)
     check_min_trades(min_trades)
@@ -455,25 +457,6 @@ def run(
         **({"llm": llm, "llm_base_url": llm_base_url, "llm_max_calls": llm_max_calls,
             "llm_max_tokens": llm_max_tokens} if llm is not None else {}),
     )
-
-
-def _campaign_tickers(ticker: str | None, tickers: str | None, universe: str | None,
-                      max_variants: int | None, max_minutes: float | None) -> list[str] | None:
-    """The campaign's tickers, or None for a single-ticker run (one-line errors)."""
-    from alphaloop.workflow.campaign import parse_universe
-
-    if ticker and (tickers or universe):
-        raise ConfigError("give --ticker for one workflow, or --tickers/--universe for a "
-                          "campaign, not both")
-    if not (tickers or universe):
-        if not ticker:
-            raise ConfigError("give --ticker T (one workflow) or --tickers A,B,C / --universe "
-                              "FILE (a campaign)")
-        if max_variants is not None or max_minutes is not None:
-            raise ConfigError("--campaign-max-variants and --campaign-max-minutes are for "
-                              "campaigns (--tickers or --universe)")
-        return None
-    return parse_universe(tickers, universe)
 
 
 @app.command()
