@@ -107,3 +107,13 @@ def test_every_cli_error_goes_through_the_same_hygiene(
     assert len(err.rstrip("\n")) <= MAX_MESSAGE
     assert err.startswith("error: unknown ticker \\x1b[31mZZ")
     assert err.rstrip().endswith("pick one of GOOG, IBM")
+
+
+def test_a_long_path_gives_up_its_middle_not_the_reason() -> None:
+    path = "/home/someone/" + "deep/" * 40 + "exp_001_proposals.json"
+    text = clean_message(f"workflow file {path} cannot be used (no such file or directory); "
+                         "resume cannot rebuild it: start the workflow again")
+    assert len(text) <= MAX_MESSAGE
+    assert text.startswith("workflow file /home/someone/deep/")
+    assert " ... " in text and "exp_001_proposals.json cannot be used (no such file or " \
+        "directory); resume cannot rebuild it: start the workflow again" in text

@@ -36,15 +36,50 @@ def _escape(ch: str) -> str:
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def _shorten_longest_word(pieces: list[str], over: int) -> str | None:
+    """The message with its longest word (a path, usually) ``over`` characters shorter, its
+    middle replaced by ``" ... "``, so the words around it — what went wrong, the fix — stay whole;
+    None when that word is too short to give so much."""
+    words: list[list[str]] = [[]]
+    for p in pieces:
+        if p == " ":
+            words.append([])
+        else:
+            words[-1].append(p)
+    i = max(range(len(words)), key=lambda k: sum(len(p) for p in words[k]))
+    word = words[i]
+    keep = sum(len(p) for p in word) - over - len(_ELLIPSIS)
+    if keep < 24:
+        return None
+    head, tail, used = [], [], 0
+    for p in word:
+        if used + len(p) > keep - keep // 3:
+            break
+        head.append(p)
+        used += len(p)
+    used = 0
+    for p in reversed(word[len(head):]):
+        if used + len(p) > keep // 3:
+            break
+        tail.append(p)
+        used += len(p)
+    words[i] = [*head, _ELLIPSIS, *reversed(tail)]
+    return " ".join("".join(w) for w in words)
+
+
 def clean_message(text: object, limit: int | None = MAX_MESSAGE) -> str:
     """``text`` as one printable line: every non-printable character (C0/C1 controls, ESC,
     DEL, line breaks, bidi and zero-width marks) escaped as ``\\n``/``\\x1b``/``\\u202e``; when
-    longer than ``limit`` characters, its first two thirds and last third of ``limit`` joined
-    by ``" ... "`` (an escape is never cut in two). ``limit=None`` only escapes."""
+    longer than ``limit`` characters, its longest word (a long path) loses its middle if that
+    is enough, else its first two thirds and last third of ``limit`` are joined by ``" ... "``
+    (an escape is never cut in two). ``limit=None`` only escapes."""
     pieces = [_escape(ch) for ch in str(text)]
     total = sum(len(p) for p in pieces)
     if limit is None or total <= limit:
         return "".join(pieces)
+    shorter = _shorten_longest_word(pieces, total - limit)
+    if shorter is not None:
+        return shorter
     room = max(limit - len(_ELLIPSIS), 2)
     head_room, tail_room = room - room // 3, room // 3
     head: list[str] = []
