@@ -185,3 +185,37 @@ def test_a_campaign_on_dask_survives_a_killed_worker(
     assert out["status"] == "COMPLETED" and not out["errors"], out
     for t in TICKERS:
         assert comparable(got[t]) == comparable(campaign["results"][t]), t
+
+
+def _cli(*args: str, home: Path) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "alphaloop.cli", *args, "--home", str(home)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_cli_runs_shows_and_lists_a_campaign(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    gate = [a for g in GATE for a in ("--gate", g)]
+    run = _cli("run", "--tickers", "goog,aapl", "--variants", "2", "--seed", "2", "--alpha",
+               "1", "--workers", "2", *gate, "--json", home=home)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["status"] == "COMPLETED" and [r["ticker"] for r in out["rows"]] == ["GOOG", "AAPL"]
+    assert "GOOG: " in run.stderr  # one plain progress line per phase, with its ticker
+    cid = out["campaign_id"]
+    shown = _cli("show", cid, home=home)
+    assert shown.returncode == 0 and f"campaign {cid}: COMPLETED" in shown.stdout
+    assert "campaign DSR" in shown.stdout and "GOOG" in shown.stdout
+    status = _cli("status", home=home)
+    assert status.returncode == 0 and f"campaign {cid}" in status.stdout
+    assert all(r["workflow_id"] in status.stdout for r in out["rows"])
+    again = _cli("resume", cid, "--json", home=home)  # finished: nothing runs, same table
+    assert again.returncode == 0 and json.loads(again.stdout)["rows"] == out["rows"]
+    for args in (("run", "--tickers", "GOOG", "--ticker", "AAPL"),
+                 ("run", "--tickers", "GOOG,NOPE"), ("show", "campaign_nope")):
+        bad = _cli(*args, home=tmp_path / "none")
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "none").exists()

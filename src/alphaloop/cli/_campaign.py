@@ -84,7 +84,7 @@ def run_campaign_command(tickers: list[str], *, home: str | None, workers: int |
 
     limits = {"max_variants": max_variants,
               "max_seconds": None if max_minutes is None else max_minutes * 60.0}
-    lines = _Lines(quiet=as_json)
+    lines = _Lines(quiet=False)  # stderr: a --json result on stdout stays clean
     if resume_id is not None:
         result = resume_campaign(resume_id, home=home, workers=workers, executor=executor,
                                  on_event=lines, unconfined=bool(options.get("unconfined")),
