@@ -51,8 +51,8 @@ def _chromium_executable() -> str | None:
 def browser() -> Iterator[object]:
     """A headless system Chromium driven by playwright (never ``playwright install``: no
     network); one per module, so it is gone before other modules (the hostile suite counts
-    this process's children). In CI (``CI=true``) a missing Chromium or playwright fails the test; elsewhere
-    the browser tests skip with one line naming the install command."""
+    this process's children). In CI (``CI=true``) a missing Chromium or playwright fails the
+    test; elsewhere the browser tests skip with one line naming the install command."""
     import os
 
     in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
