@@ -324,3 +324,37 @@ def test_errors_are_one_line_and_exit_2(workflow: tuple[Path, str, dict[str, Any
     one_line(alphaloop("report", wid, "--home", str(home), "-o", str(tmp_path)),
              f"cannot write {tmp_path}")
     assert not list(tmp_path.glob("*.html"))
+
+
+def test_thinning_keeps_each_buckets_extremes() -> None:
+    """The vectorised thinning against a plain loop over the buckets (NaNs, ties, a NaN half,
+    a series just over the limit)."""
+    import itertools
+
+    import numpy as np
+
+    from alphaloop.report._charts import thin
+
+    def by_loop(values: Any, limit: int = 1500) -> Any:
+        n = len(values)
+        if n <= limit:
+            return np.arange(n)
+        edges = np.linspace(0, n, max(1, limit // 2 - 1) + 1).astype(int)
+        keep = [0, n - 1]
+        for lo, hi in itertools.pairwise(edges):
+            chunk = values[lo:hi]
+            if not np.isnan(chunk).all():
+                keep += [lo + int(np.nanargmin(chunk)), lo + int(np.nanargmax(chunk))]
+        return np.unique(keep)
+
+    rng = np.random.default_rng(0)
+    for n in (10, 1500, 1501, 2148, 21480):
+        for k in range(8):
+            v = rng.normal(size=n).cumsum()
+            if k % 2:
+                v[rng.integers(0, n, n // 5)] = np.nan
+            if k % 3 == 0:
+                v = np.round(v)
+            if k == 4:
+                v[: n // 2] = np.nan
+            assert np.array_equal(thin(v), by_loop(v)), (n, k)
