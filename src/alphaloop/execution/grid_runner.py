@@ -99,25 +99,15 @@ def _confined_positions(
     import numpy as np
 
     from alphaloop.execution import _jail
+    from alphaloop.execution.task_runner import positions_job
 
     names = list(columns)
     lists = [columns[name].tolist() for name in names]
     k = len(lists[0]) if lists else 0
 
     def job(j: int) -> tuple[str, _jail.PositionsJob]:
-        return f"{task.task_id}/{j}", _jail.PositionsJob(
-            source=task.strategy_code,
-            name=task.strategy_name,
-            params={name: values[j] for name, values in zip(names, lists, strict=True)},
-            ticker=task.ticker,
-            timeframe=task.timeframe,
-            data_path=path,
-            adjust=task.adjust,
-            start=task.start,
-            end=task.end,
-            unconfined_ok=task.unconfined_ok,
-            code_hash=strategy.code_hash,
-        )
+        params = {name: values[j] for name, values in zip(names, lists, strict=True)}
+        return f"{task.task_id}/{j}", positions_job(task, params, path, strategy.code_hash)
 
     host = _jail.current()
     targets = np.empty((k, n))

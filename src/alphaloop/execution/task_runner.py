@@ -20,6 +20,7 @@ for tests and trusted code only.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from alphaloop.execution._task import BacktestTask
@@ -117,7 +118,6 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
     """The task's bars (loaded here, in the worker) and the job for its strategy process."""
     from alphaloop import data as market
     from alphaloop.backtest import strategy as strategies
-    from alphaloop.execution import _jail
 
     # absolute: the strategy process works in its own folder
     path = None if task.data_path is None else os.path.abspath(task.data_path)
@@ -126,10 +126,21 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
         _check_shipped(task, full, path)
     bars = _window(full, task.start, task.end)
     strategy = strategies.from_source(task.strategy_code, task.strategy_name)
-    job = _jail.PositionsJob(
+    job = positions_job(task, strategy.resolve_params(task.strategy_parameters), path,
+                        strategy.code_hash)
+    return bars, job
+
+
+def positions_job(task: BacktestTask, params: Mapping[str, Any], path: str | None,
+                  code_hash: str) -> Any:
+    """The request to the task's confined strategy process for positions at ``params`` on
+    the task's bars (``path``: its data file, absolute)."""
+    from alphaloop.execution import _jail
+
+    return _jail.PositionsJob(
         source=task.strategy_code,
         name=task.strategy_name,
-        params=strategy.resolve_params(task.strategy_parameters),
+        params=dict(params),
         ticker=task.ticker,
         timeframe=task.timeframe,
         data_path=path,
@@ -137,9 +148,8 @@ def _job(task: BacktestTask) -> tuple[Any, Any]:
         start=task.start,
         end=task.end,
         unconfined_ok=task.unconfined_ok,
-        code_hash=strategy.code_hash,
+        code_hash=code_hash,
     )
-    return bars, job
 
 
 def _check_shipped(task: BacktestTask, full: Any, path: str | None) -> None:
