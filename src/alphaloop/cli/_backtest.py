@@ -20,6 +20,7 @@ from alphaloop.cli import app
 from alphaloop.cli._limits import (
     BorrowOpt,
     MemoryOpt,
+    NoAdjustOpt,
     RebalanceOpt,
     TimeoutOpt,
     UnconfinedOpt,
@@ -142,13 +143,7 @@ def backtest(
             "if its positions change when later bars are removed.",
         ),
     ] = True,
-    no_adjust: Annotated[
-        bool,
-        typer.Option(
-            "--no-adjust",
-            help="Use a data file's prices as given, ignoring its 'Adj Close' column.",
-        ),
-    ] = False,
+    no_adjust: NoAdjustOpt = False,
     timeout: TimeoutOpt = 60.0,
     memory: MemoryOpt = "2GiB",
     unconfined: UnconfinedOpt = False,

@@ -25,6 +25,7 @@ from alphaloop.cli._backtest import limit_hint, lookahead_problem
 from alphaloop.cli._limits import (
     BorrowOpt,
     MemoryOpt,
+    NoAdjustOpt,
     RebalanceOpt,
     TimeoutOpt,
     UnconfinedOpt,
@@ -103,11 +104,7 @@ def grid(
     data: Annotated[
         str | None, typer.Option("--data", help="CSV/Parquet file or folder of them.")
     ] = None,
-    no_adjust: Annotated[
-        bool,
-        typer.Option("--no-adjust",
-                     help="Use a data file's prices as given, ignoring its 'Adj Close' column."),
-    ] = False,
+    no_adjust: NoAdjustOpt = False,
     lookahead_check: Annotated[
         bool,
         typer.Option("--lookahead-check/--no-lookahead-check",

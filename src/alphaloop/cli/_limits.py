@@ -31,6 +31,14 @@ MemoryOpt = Annotated[
         "2GiB, 512MiB (exit 2 when exceeded).",
     ),
 ]
+NoAdjustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-adjust",
+        help="Use a data file's prices as given, ignoring its 'Adj Close' column (default: "
+        "adjust OHLC by it, as the embedded sample is; docs/data.md).",
+    ),
+]
 BorrowOpt = Annotated[
     float,
     typer.Option(

@@ -26,7 +26,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from alphaloop.cli import app, err_console
-from alphaloop.cli._limits import BorrowOpt, RebalanceOpt, UnconfinedOpt, check_confinement
+from alphaloop.cli._limits import (
+    BorrowOpt,
+    NoAdjustOpt,
+    RebalanceOpt,
+    UnconfinedOpt,
+    check_confinement,
+)
 from alphaloop.cli._run_output import Display, final_status, llm_line, safe, summary
 from alphaloop.errors import AlphaloopError
 from alphaloop.workflow.explain import GATE_SCORE_DEFINITION, plain_decision
@@ -321,14 +327,7 @@ def run(
         float,
         typer.Option(help="Commission, fraction of traded notional per side (0.001 = 0.1%)."),
     ] = 0.001,
-    no_adjust: Annotated[
-        bool,
-        typer.Option(
-            "--no-adjust",
-            help="Use a data file's prices as given, ignoring its 'Adj Close' column "
-            "(default: adjust OHLC by it, as the embedded sample is; docs/data.md).",
-        ),
-    ] = False,
+    no_adjust: NoAdjustOpt = False,
     slippage_bps: Annotated[
         float, typer.Option("--slippage-bps", help="Slippage per side, basis points.")
     ] = 0.0,
