@@ -312,11 +312,14 @@ class Run:
         idle = max(1, self.capacity() - sum(1 for x in self.batches.values() if not x.abandoned))
         n = min(idle, len(claims))
         size = -(-len(claims) // n)
+        # to the threads that idle: left to itself Dask may queue the tail on the very worker
+        # whose thread is stuck on the straggler's running item
+        free = self.idle_workers() or None
         for i in range(0, len(claims), size):
             part = claims[i : i + size]
             for c in part:
                 del self.pending[c.task_id]
-            self.submit(part)
+            self.submit(part, workers=free)
 
     def cut(self, key: str, index: int) -> None:
         """Tell every worker: batch ``key`` starts no item from ``index`` on (best effort: a
