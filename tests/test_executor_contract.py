@@ -299,6 +299,8 @@ def test_dask_straggler_batch_is_split_when_the_others_are_done(
     split lets them run elsewhere (without one, the head would wait 60 s and they after it)."""
     from alphaloop.execution.dask_backend import DaskBackend
 
+    # a test before may have killed a worker: its nanny restarts it; a split needs both
+    dask_client.wait_for_workers(2, timeout=120)  # type: ignore[attr-defined]
     head = task("slow", "block", tmp_path, seconds=60)
     tail = [task(i, "sleep", seconds=0.05) for i in range(4)]
     other = [task(i, "sleep", seconds=0.05) for i in range(4, 9)]
