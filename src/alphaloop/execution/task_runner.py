@@ -45,6 +45,11 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
         from alphaloop.execution import _host
 
         return _host.shared().run(run_task, task)
+    from alphaloop.execution import _together
+
+    grouped = _together.done(task.task_id)
+    if grouped is not None:  # computed with the variants queued beside it (`_together`)
+        return grouped
     bars, job, positions, lookahead = _confined(task)
     return _result(task, bars, job.code_hash, _evaluate(task, bars, positions), lookahead)
 
@@ -116,19 +121,30 @@ _PREPARED: dict[str, tuple[Any, Any]] = {}  # task id -> (bars, job) built by th
 
 def _job(task: BacktestTask) -> tuple[Any, Any]:
     """The task's bars (loaded here, in the worker) and the job for its strategy process."""
-    from alphaloop import data as market
     from alphaloop.backtest import strategy as strategies
 
+    bars = _bars(task)
+    strategy = strategies.from_source(task.strategy_code, task.strategy_name)
+    job = positions_job(task, strategy.resolve_params(task.strategy_parameters),
+                        _path(task), strategy.code_hash)
+    return bars, job
+
+
+def _path(task: BacktestTask) -> str | None:
     # absolute: the strategy process works in its own folder
-    path = None if task.data_path is None else os.path.abspath(task.data_path)
+    return None if task.data_path is None else os.path.abspath(task.data_path)
+
+
+def _bars(task: BacktestTask) -> Any:
+    """The task's bars, loaded here in the worker (cached), checked against a shipped
+    fingerprint, cut to the task's window."""
+    from alphaloop import data as market
+
+    path = _path(task)
     full = market.load(task.ticker, task.timeframe, path, adjust=task.adjust)
     if task.data_fingerprint is not None:
         _check_shipped(task, full, path)
-    bars = _window(full, task.start, task.end)
-    strategy = strategies.from_source(task.strategy_code, task.strategy_name)
-    job = positions_job(task, strategy.resolve_params(task.strategy_parameters), path,
-                        strategy.code_hash)
-    return bars, job
+    return _window(full, task.start, task.end)
 
 
 def positions_job(task: BacktestTask, params: Mapping[str, Any], path: str | None,
@@ -199,13 +215,18 @@ def _prefetch(tasks: list[BacktestTask]) -> None:
     """Send the next tasks' jobs to the running strategy process ahead of time (the worker
     calls this before each task with the ones queued behind it), so it computes while the
     worker measures. Jobs are built (bars, parameters) only when a batch is due."""
-    from alphaloop.execution import _jail
+    from alphaloop.execution import _jail, _together
 
+    # variants of one library strategy side by side: one grid call for all (not those
+    # already sent to the strategy process)
+    _together.run_groups(tasks, skip=_PREPARED.keys())
     host = _jail.current()
     if host.waiting() > _LOW:
         return
     jobs = []
     for task in tasks:
+        if _together.pending(task.task_id):
+            continue
         prepared = _PREPARED.get(task.task_id)
         if prepared is None:
             try:

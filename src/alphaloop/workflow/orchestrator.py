@@ -441,7 +441,11 @@ class Orchestrator:
             )
         self._write_json(f"{exp_id}_proposals.json", [p.model_dump() for p in proposals])
         tasks = [self._task(exp_id, f"v{i:02d}", p) for i, p in enumerate(proposals)]
-        self.p.queue.enqueue_batch(tasks, exist_ok=True)
+        # one strategy's variants side by side in the queue, so a worker holding several runs
+        # them as one grid call (`execution._together`)
+        order = {code: i for i, code in enumerate(dict.fromkeys(t.strategy_code for t in tasks))}
+        queued = sorted(tasks, key=lambda t: order[t.strategy_code])
+        self.p.queue.enqueue_batch(queued, exist_ok=True)
         self._complete(
             current_phase="BACKTESTING",
             current_experiment_id=exp_id,
