@@ -25,7 +25,7 @@ from typing import Any
 
 from alphaloop.execution._task import BacktestTask
 
-__all__ = ["run_task", "run_task_full", "run_task_in_process"]
+__all__ = ["run_task", "run_task_full", "run_task_in_process", "run_task_singly"]
 
 
 def run_task(task: BacktestTask) -> dict[str, Any]:
@@ -215,11 +215,17 @@ def _prefetch(tasks: list[BacktestTask]) -> None:
     """Send the next tasks' jobs to the running strategy process ahead of time (the worker
     calls this before each task with the ones queued behind it), so it computes while the
     worker measures. Jobs are built (bars, parameters) only when a batch is due."""
-    from alphaloop.execution import _jail, _together
+    from alphaloop.execution import _together
 
     # variants of one library strategy side by side: one grid call for all (not those
     # already sent to the strategy process)
     _together.run_groups(tasks, skip=_PREPARED.keys())
+    _send_ahead(tasks)
+
+
+def _send_ahead(tasks: list[BacktestTask]) -> None:
+    from alphaloop.execution import _jail, _together
+
     host = _jail.current()
     if host.waiting() > _LOW:
         return
@@ -251,7 +257,17 @@ def _warm_up() -> None:
     _jail.current().warm_up_now()
 
 
+def run_task_singly(task: BacktestTask) -> dict[str, Any]:
+    """`run_task` with every task computed on its own, never grouped with the variants
+    queued beside it (`_together`): the reference the grouping is measured against
+    (`benchmarks/bench_together.py`)."""
+    return run_task(task)
+
+
 run_task.prefetch = _prefetch  # type: ignore[attr-defined]
+run_task_singly.prefetch = _send_ahead  # type: ignore[attr-defined]
+run_task_singly.warm_up = _warm_up  # type: ignore[attr-defined]
+run_task_singly.needs_clean_worker = True  # type: ignore[attr-defined]
 run_task.warm_up = _warm_up  # type: ignore[attr-defined]
 run_task_full.warm_up = _warm_up  # type: ignore[attr-defined]
 # run only in a clean worker: an executor whose own processes are not clean templates (a Dask
