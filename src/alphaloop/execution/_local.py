@@ -74,7 +74,8 @@ from alphaloop.execution._base import (
 )
 from alphaloop.execution._launch import start_worker
 from alphaloop.execution._pipes import FrameReader
-from alphaloop.execution._probe import PsutilProbe, ResourceGate, ResourceProbe
+from alphaloop.execution._pool_probe import PoolProbe
+from alphaloop.execution._probe import ResourceGate, ResourceProbe
 from alphaloop.execution._queue import TaskQueue
 from alphaloop.execution._schedule import batch_depth, guided_share
 from alphaloop.execution._task import Claim, FailureKind, RunSummary, TaskState
@@ -154,7 +155,8 @@ class LocalPool(Executor):
             this fraction.
         memory_threshold: Hold back additional tasks while system memory use is above this
             fraction.
-        probe: Source of CPU/memory readings (default :class:`PsutilProbe`).
+        probe: Source of CPU/memory readings (default :class:`~._pool_probe.PoolProbe`: the
+            CPU of this process and of all its descendants is the pool's own).
         grace: Seconds running tasks get to finish after SIGINT/SIGTERM.
         max_batch: Most claims queued at one worker.
         batch_seconds: Target seconds of work queued at one worker.
@@ -202,7 +204,7 @@ class LocalPool(Executor):
         if commit_interval < 0:
             raise ValueError(f"commit_interval must be >= 0 seconds, got {commit_interval}")
         self.commit_interval = float(commit_interval)
-        self._gate = ResourceGate(probe or PsutilProbe(), cpu_threshold, memory_threshold, logger)
+        self._gate = ResourceGate(probe or PoolProbe(), cpu_threshold, memory_threshold, logger)
         self._workers: list[_Worker] = []
         self._exiting: list[_Worker] = []
         self._fn_msg: tuple[str, bytes] | None = None
