@@ -18,9 +18,11 @@ A result is ``(task_id, attempt, ok, body, traceback, started_wall, elapsed, pid
 
 Where strategy code runs is unchanged: a task function marked ``needs_clean_worker``
 (`task_runner.run_task`) never runs in the Dask worker, which is not a clean template. The
-batch goes to a clean worker this Dask worker thread started (`_dask_clean.CleanWorker`), in chunks
-of `_FEED` tasks, the way a local pool worker gets its claims; it forks the confined strategy
-processes (`docs/sandbox.md`). Other task functions (tests, trusted code) run here.
+batch goes to a clean worker this Dask worker process started and keeps (`_dask_clean`), in
+chunks, the way a local pool worker gets its claims; it forks the confined strategy processes
+(`docs/sandbox.md`). Once all its items are fed, the batch leaves the Dask thread pool so the
+next batch's items follow them without a pause. Other task functions (tests, trusted code)
+run here.
 
 Bars shipped by the orchestrator arrive as Dask data (scattered once per worker, keyed by
 fingerprint). The first task that needs them writes them once to this worker's disk
@@ -189,7 +191,7 @@ def run_batch(
         if getattr(fn, "needs_clean_worker", False):
             from alphaloop.execution import _dask_clean
 
-            _dask_clean.shared(memory_limit).run(fn, todo, key, stream, task_timeout)
+            _dask_clean.run(fn, todo, key, stream, task_timeout, memory_limit)
         else:
             watch(stream)
             _in_process(fn, todo, key, stream)

@@ -62,7 +62,11 @@ class Run:
         # a clean worker enforces the timeout itself; ours is the backstop
         t = backend.task_timeout
         self.limit = t + max(5.0, 0.25 * t) if self.clean else t
-        self.task_seconds: float | None = None
+        # the last run's measured task time (of the same function), replaced by this run's
+        # first measurement: batches start at their full size instead of 2 tasks each
+        self.fn_name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', fn)}"
+        self.task_seconds: float | None = backend._task_seconds.get(self.fn_name)
+        self.fresh = False
         self.ready_hint: int | None = None
         self.dry_until = 0.0
 
@@ -191,7 +195,11 @@ class Run:
     def results(self, data: list[Any]) -> None:
         for task_id, attempt, ok, body, tb, started, elapsed, pid, kind in data:
             ts = self.task_seconds
-            self.task_seconds = elapsed if ts is None else 0.8 * ts + 0.2 * elapsed
+            if ts is None or not self.fresh:
+                self.task_seconds, self.fresh = elapsed, True
+            else:
+                self.task_seconds = 0.8 * ts + 0.2 * elapsed
+            self.b._task_seconds[self.fn_name] = self.task_seconds
             got = self.pending.get(task_id)
             if got is None or got[0].attempt != attempt:
                 continue  # a duplicate (split, stopped) or a stale attempt

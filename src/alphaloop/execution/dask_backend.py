@@ -125,6 +125,7 @@ class DaskBackend(Executor):
         self.topic = f"alphaloop-{self._token}"
         self._inbox: queue_mod.SimpleQueue[Any] = queue_mod.SimpleQueue()
         self._scattered: dict[str, Any] = {}  # fingerprint -> future of the bars on workers
+        self._task_seconds: dict[str, float] = {}  # task function -> last measured task time
         inbox = self._inbox
         self.client.subscribe_topic(self.topic, lambda event: inbox.put(tuple(event[1])))
 
