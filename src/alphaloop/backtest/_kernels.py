@@ -14,8 +14,40 @@ same `simulate_into` and `summarize`.
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 from numba import njit
+
+
+def load_cpu_target() -> None:
+    """Load numba's CPU target (its typing and lowering registries) now, without letting it
+    import ``scipy.linalg``. Idempotent, cheap once done.
+
+    numba loads the target on the first compile or cache load in a process, and
+    ``numba.np.arraymath`` then imports ``scipy.linalg.cython_blas`` to learn whether a BLAS
+    is there; scipy's ``linalg`` pulls in its array-API layer, which walks numpy and imports
+    ``numpy.f2py`` on the way: ~0.4-0.5 s of a worker's start-up and ~40 MB of memory, for
+    functions no kernel here calls (``np.dot``, ``np.linalg``; a kernel that does still
+    compiles: numba imports scipy when it types one). Only the answer to "is there a BLAS"
+    changes: ``np.cov``/``np.corrcoef`` compiled afterwards use numba's own loop instead.
+    Done only when no other thread runs (one could be importing scipy right now) and scipy's
+    ``linalg`` is not loaded yet (then it costs nothing)."""
+    from numba.core.registry import cpu_target
+
+    hide = "scipy.linalg" not in sys.modules and threading.active_count() == 1
+    if hide:
+        sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
+    finally:
+        if hide and sys.modules.get("scipy.linalg", 0) is None:
+            del sys.modules["scipy.linalg"]
+
+
+load_cpu_target()
 
 #: Layout of the statistics vector returned by `summarize` (and by `backtest`).
 STAT_N = 0  # number of bars

@@ -531,6 +531,8 @@ def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     if compiled is None:
         from numba import njit
 
+        from alphaloop.backtest import _kernels  # noqa: F401  (numba's target, loaded lean)
+
         compiled = _JITTED[fn] = njit(cache=_DISK_CACHE, nogil=True)(fn)
     return compiled
 
