@@ -277,7 +277,10 @@ class LocalPool(Executor):
             return
         self._closed = True
         for w in self._workers:
-            self._send(w, ("stop",))
+            if w.ready or w.outstanding:
+                self._send(w, ("stop",))
+            else:  # still importing, no task: no strategy process, nothing to wait for
+                w.proc.kill()
         deadline = time.monotonic() + 5.0
         for w in [*self._workers, *self._exiting]:
             w.proc.join(max(0.0, deadline - time.monotonic()))

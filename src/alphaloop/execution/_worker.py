@@ -286,8 +286,10 @@ def main() -> None:
     fn: Any = None
     if inbox.todo and inbox.todo[0][0] == "fn":
         fn = _load_fn(inbox.todo.popleft()[1])
-        with contextlib.suppress(Exception):  # its first task reports what went wrong
-            getattr(fn, "warm_up", lambda: None)()
+        inbox.drain()
+        if not inbox.stopping:  # (told to stop while importing: no warm-up for nothing)
+            with contextlib.suppress(Exception):  # its first task reports what went wrong
+                getattr(fn, "warm_up", lambda: None)()
     outbox.send(("ready",))
     try:
         _serve(inbox, outbox, limit, fn)

@@ -127,7 +127,13 @@ def make_executor(
     task_timeout: float | None = None,
 ) -> Executor:
     """A `LocalPool` of `workers` processes, or a `DaskBackend` on `scheduler`.
-    ``task_timeout`` None: derived from measured task times (local), 300 s (Dask)."""
+    ``task_timeout`` None: derived from measured task times (local), 300 s (Dask).
+
+    The local pool's workers start here, without waiting for them: each is a new interpreter
+    that needs about a second (numpy, pandas, numba's kernels) before it serves, and started
+    now that second overlaps the caller's own set-up (reading the data and the strategies,
+    the tool checks' cache, research, the first proposals) instead of following it. Closing
+    the pool before they served ends them at once."""
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
     if task_timeout is not None and not task_timeout > 0:
@@ -135,7 +141,9 @@ def make_executor(
             f"--task-timeout must be a positive number of seconds, got {task_timeout:g}"
         )
     if backend == "local":
-        return LocalPool(max_workers=workers, task_timeout=task_timeout)
+        pool = LocalPool(max_workers=workers, task_timeout=task_timeout)
+        pool.start(run_task)
+        return pool
     if backend == "dask":
         if not scheduler:
             raise ConfigError("--backend dask needs --scheduler tcp://HOST:PORT")
