@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 
-from alphaloop.execution._pool_probe import PoolProbe, tree_cpu_seconds
+from alphaloop.execution._pool_probe import PoolProbe, _all_time, _linux_tree, tree_cpu_seconds
 
 # A child that forks a grandchild burning 0.4 s of CPU, reaps it, reports and waits for stdin.
 BURN = textwrap.dedent(
@@ -54,3 +55,31 @@ def test_pool_probe_reads_fractions_and_never_blocks() -> None:
     for _ in range(5):
         cpu, mem = probe.sample([os.getpid()])
         assert 0.0 <= cpu <= 1.0 and 0.0 < mem <= 1.0
+
+
+def test_the_proc_walk_agrees_with_psutil() -> None:
+    """The cheap walk of ``/proc`` (the tree's entries only) sums what psutil's full scan
+    does, grandchildren included."""
+    if not sys.platform.startswith("linux"):
+        return
+    code = "import os, sys\nif os.fork() == 0:\n    sys.stdin.read()\nelse:\n    sys.stdin.read()\n"
+    kids = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+            for _ in range(2)]
+    try:
+        me = psutil.Process()
+        deadline = time.monotonic() + 120
+        while len(me.children(recursive=True)) < 4:  # both grandchildren forked
+            assert time.monotonic() < deadline, "the children never forked"
+        for _ in range(3):  # the children may still be starting: compare at one moment
+            fast = _linux_tree(me.pid)
+            slow = _all_time(me) + sum(_all_time(p) for p in me.children(recursive=True))
+            again = _linux_tree(me.pid)
+            assert fast is not None and again is not None
+            if fast == again:
+                assert abs(fast - slow) < 0.015
+                return
+        raise AssertionError("the tree's CPU never held still for one comparison")
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()
