@@ -49,8 +49,9 @@ def _linux_tree(pid: int) -> float | None:
         try:
             with open(f"/proc/{p}/stat", "rb") as f:
                 stat = f.read()
-            with open(f"/proc/{p}/task/{p}/children", "rb") as f:
-                todo.extend(int(c) for c in f.read().split())
+            for tid in os.listdir(f"/proc/{p}/task"):  # children are listed per thread
+                with open(f"/proc/{p}/task/{tid}/children", "rb") as f:
+                    todo.extend(int(c) for c in f.read().split())
         except FileNotFoundError:  # ended meanwhile: its parent's reaped count has it
             if p == pid:
                 return None
