@@ -22,6 +22,13 @@
    sample instead).
    Prints ms per backtest (medians), the Dask overhead per backtest as a fraction of the local
    pool's time per backtest (target <= 10%), and /proc/loadavg before and after.
+   Same warm state on both sides before any clock starts: the LocalCluster is up, and one
+   40-backtest run on each backend has started the local pool's workers and each Dask worker's
+   clean worker (kept across runs, as the pool keeps its workers), with their strategy
+   processes, and loaded (Dask: shipped) the bars; the bare client.map is warmed the same way.
+   Not equalised: the local pool replaces each worker after 1,000 tasks (its default
+   ``max_tasks_per_worker``), which the 5,000 runs pay for; Dask's clean workers are not
+   recycled.
 
 Medians over ``--repeat`` runs are printed.
 """

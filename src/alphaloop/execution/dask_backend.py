@@ -4,8 +4,11 @@ The SQLite :class:`TaskQueue` stays the source of truth; Dask only executes. ``d
 imported lazily (install the ``dask`` extra). Design (`docs/execution.md`, "DaskBackend"):
 
 * **Batches.** Claims travel in batches, one Dask task each (`_dask_batches.run_batch`), sized
-  to about ``batch_seconds`` (0.15 s) of work at the task time measured in this run (as the
-  local pool sizes its backlogs, `_schedule.batch_depth`); near the end of the queue what is
+  to about ``batch_seconds`` (0.15 s) of work at the measured task time (as the local pool
+  sizes its backlogs, `_schedule.batch_depth`; a run starts from the last run's measurement of
+  the same task function, so only the first run ramps up from 2 per batch). A batch on a
+  clean worker secedes once all its items are fed, so the next one follows them with no pause
+  (`_dask_clean`). Near the end of the queue what is
   left goes out in shrinking pieces (`_schedule.guided_share`). ``max_in_flight`` batches
   (default 2 per worker thread) are outstanding, so a thread that finishes one finds the next.
 * **Results stream back.** A batch sends its results as Dask events at most every
