@@ -1,17 +1,27 @@
 """A campaign over the five embedded tickers against one ticker's run, in the same process.
 
     python benchmarks/bench_campaign.py [--repeat 1] [--workers 2] [--tickers AAPL,MSFT,IBM,GOOG,FB]
+        [--timeline]
 
 Default settings (8 variants, seed 0, the default gate), a local pool of ``--workers``
 processes. It runs each ticker alone (a pool of its own each, started inside the timing, as a user's
 run is), then the campaign, and reports the campaign's wall time over one ticker's (the mean
 of the single runs; the target: at most 2.5) and over all the single runs together, with
 /proc/loadavg beside each measurement: on a shared machine read the ratios, not the seconds.
+
+With ``--timeline``, where the campaign's workers idled, from each workflow's ``queue.db``
+(attempts: worker pid, start; a task ends at its commit or at the worker's next start,
+whichever is first): per worker, the share of the campaign busy; idle time split into the
+start (before the worker's first task), gaps while some workflow had tasks queued (dispatch),
+gaps while none had (every orchestrator researching, proposing or judging), and the tail
+(after the last task of the second-to-last workflow: one workflow left).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -27,11 +37,57 @@ def _load() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
 
+def timeline(home: Path, t0: float, t1: float) -> None:
+    """Print where the campaign in ``home`` (wall clock ``t0`` .. ``t1``) left workers idle."""
+    runs, waits, last_by_wf = [], [], {}
+    for d in sorted((home / "workflows").iterdir()):
+        if not (d / "queue.db").exists():
+            continue
+        con = sqlite3.connect(d / "queue.db")
+        ticker = json.loads((d / "state.json").read_text()).get("ticker")
+        att = con.execute("SELECT task_id, started_at, finished_at, worker_pid FROM attempts"
+                          " ORDER BY started_at").fetchall()
+        first = {}
+        for tid, s, f, pid in att:
+            first.setdefault(tid, s)
+            runs.append((pid, s, f or t1))
+            last_by_wf[ticker] = max(last_by_wf.get(ticker, t0), f or t1)
+        waits += [(e, first.get(tid, t1)) for tid, e in con.execute(
+            "SELECT task_id, enqueued_at FROM tasks")]
+        con.close()
+    ends = sorted(last_by_wf.values())
+    tail_from = ends[-2] if len(ends) > 1 else t1
+    span = t1 - t0
+    pids = sorted({r[0] for r in runs if r[0] is not None})
+    for pid in pids:
+        mine = sorted((s, f) for p, s, f in runs if p == pid)
+        busy = start = queued = empty = tail = 0.0
+        start = mine[0][0] - t0
+        for i, (s, f) in enumerate(mine):
+            nxt = mine[i + 1][0] if i + 1 < len(mine) else t1
+            end = min(f, nxt)
+            busy += end - s
+            if nxt > end:  # idle from end to nxt
+                if end >= tail_from:
+                    tail += nxt - end
+                elif any(a <= (end + nxt) / 2 < b for a, b in waits):
+                    queued += nxt - end
+                else:
+                    empty += nxt - end
+        print(f"    worker {pid}: {len(mine)} tasks, busy {busy / span:4.0%}; idle: start "
+              f"{start:.1f} s, tasks queued {queued:.1f} s, none queued {empty:.1f} s, "
+              f"tail {tail:.1f} s")
+    print(f"    tail (one workflow left): {t1 - tail_from:.1f} s of {span:.1f} s; workflows end "
+          + ", ".join(f"{t} +{e - t0:.1f}" for t, e in sorted(last_by_wf.items(),
+                                                            key=lambda kv: kv[1])))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tickers", default="AAPL,MSFT,IBM,GOOG,FB")
+    ap.add_argument("--timeline", action="store_true", help="where the campaign's workers idled")
     args = ap.parse_args()
     tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
     one, many, total = [], [], []
@@ -49,9 +105,11 @@ def main() -> None:
                       f"{singles[-1]:6.1f} s  load {_load()}")
             one.append(statistics.mean(singles))
             total.append(sum(singles))
-            c0, t0 = time.process_time(), time.perf_counter()
+            c0, t0, w0 = time.process_time(), time.perf_counter(), time.time()
             out = run_campaign(tickers, home=Path(tmp) / "many", workers=args.workers)
             many.append(time.perf_counter() - t0)
+            if args.timeline:
+                timeline(Path(tmp) / "many", w0, time.time())
             cpu = time.process_time() - c0
             for row in out["rows"]:
                 print(f"    campaign: {row['ticker']:6} {row['status']:8} "
