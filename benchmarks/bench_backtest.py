@@ -73,7 +73,11 @@ COMMISSION = 0.001
 SINGLE = {"fast": 10, "slow": 50}
 
 # -- backtesting.py strategy (module level, so the optimize pool can pickle it) ---------------
+# Not in a memory subprocess (``--memory-case``): its peak is one grid's process, with only
+# what that grid imports (backtesting.py brings bokeh: ~20 MB of the whole process's peak).
 try:
+    if "--memory-case" in sys.argv:
+        raise ImportError("not loaded for a memory case")
     import backtesting as _backtesting
     from backtesting import Backtest
     from backtesting import Strategy as _BtStrategy

@@ -7,15 +7,22 @@ home) and again in that home (second run), and reports, as medians over the roun
 
 - the wall time from launch (the parent's clock just before it starts the process) to exit;
 - the time spent in each phase and its share of the wall time (``setup``: from launch to the
-  first phase: imports, reading the data and strategies, creating the workflow);
+  first phase: the command line's and the library's imports, reading the data and
+  strategies, creating the workflow);
 - when the first backtest started, from the queue's attempt records (the worker's clock at the
   start of the task; the same machine clock as the launch): any task (a tool check counts) and
   the first strategy variant, from launch and from the call of ``run_workflow``;
-- the ``fsync``/``fdatasync`` calls of the run when ``strace`` is on the PATH (``--strace``).
+- the ``fsync``/``fdatasync`` calls of the run when ``strace`` is on the PATH (``--strace``);
+- the second run's timeline from launch (medians): imports done, executor made, each phase
+  begun, each worker started and ready (serving: imported, kernels loaded), first task;
+- the floors in the same run (``--floor N`` processes each): a bare interpreter, ``import
+  numpy, pandas``, and one clean worker from its start to "ready" (imports, numba's CPU
+  target, the kernels from numba's cache, the warm-up), alone on the machine and two at once.
 
 Run by hand (the machine's load average is printed beside the numbers):
 
     python benchmarks/bench_startup.py [--repeat 3] [--ticker GOOG] [--seed 1] [--strace]
+                                       [--floor 5]
 """
 
 from __future__ import annotations
@@ -40,20 +47,28 @@ ORDER = ("setup", "INITIALIZATION", "TOOL_DEVELOPMENT", "RESEARCH_SWARM",
 
 def child(home: str, ticker: str, seed: int, launched: float, out: str) -> None:
     """One run in this (fresh) process; writes its timings to ``out`` as JSON."""
+    import alphaloop.cli as cli
+
+    cli._register()  # what `alphaloop run` imports before its command runs (typer, rich, ...)
     from alphaloop.workflow.api import make_executor, run_workflow
 
     imported = time.time()
     spent: dict[str, float] = defaultdict(float)
     current: list[Any] = ["setup", launched]
+    events: list[tuple[str, float]] = [("imports done", imported)]
 
     def on_event(kind: str, info: dict[str, Any]) -> None:
         if kind == "phase":
             now = time.time()
             spent[current[0]] += now - current[1]
             current[:] = [info["phase"], now]
+            if not any(e[0] == f"phase {info['phase']}" for e in events):
+                events.append((f"phase {info['phase']}", now))
 
+    _watch_workers(events)
     executor = make_executor("local")
     called = time.time()
+    events.append(("executor made", called))
     try:
         result = run_workflow(ticker, home=home, seed=seed, executor=executor, on_event=on_event)
     finally:
@@ -73,10 +88,99 @@ def child(home: str, ticker: str, seed: int, launched: float, out: str) -> None:
         "first_any": first_any - launched,
         "first_variant": first_variant - launched,
         "first_variant_from_call": first_variant - called,
+        "events": [(label, at - launched) for label, at in events]
+        + [("first task started", first_any - launched),
+           ("first variant started", first_variant - launched)],
         "status": result["status"],
         "variants": result["variants_tried"],
         "iterations": result["total_iterations"],
     }))
+
+
+def _watch_workers(events: list[tuple[str, float]]) -> None:
+    """Note when each pool worker is started and when it says it is ready (wraps two
+    LocalPool methods in this benchmark process only)."""
+    from alphaloop.execution._local import LocalPool
+
+    spawn, read = LocalPool._spawn, LocalPool._read_results
+    numbers: dict[int, int] = {}
+
+    def _spawn(self: Any) -> Any:
+        t = time.time()
+        w = spawn(self)
+        numbers[w.pid] = len(numbers) + 1
+        events.append((f"worker {numbers[w.pid]} started", t))
+        return w
+
+    def _read_results(self: Any, w: Any, *args: Any) -> Any:
+        was = w.ready
+        out = read(self, w, *args)
+        if w.ready and not was:
+            events.append((f"worker {numbers.get(w.pid, '?')} ready", time.time()))
+        return out
+
+    LocalPool._spawn = _spawn  # type: ignore[method-assign]
+    LocalPool._read_results = _read_results  # type: ignore[method-assign]
+
+
+def worker_ready_seconds(n: int) -> list[float]:
+    """Start ``n`` clean workers at once (the task function `run_task`, so each warms up as a
+    pool's does) and return the seconds from each start to its "ready"."""
+    import pickle
+    import select
+
+    from alphaloop.execution._launch import start_worker
+    from alphaloop.execution._pipes import FrameReader
+    from alphaloop.execution.task_runner import run_task
+
+    blob = pickle.dumps(run_task)
+    started = []
+    for _ in range(n):
+        t = time.perf_counter()
+        proc, inbox, outbox = start_worker(None)
+        inbox.send(("fn", blob))
+        started.append((t, proc, inbox, outbox, FrameReader(outbox)))
+    out = []
+    for t, _proc, _inbox, outbox, reader in started:
+        ready = None
+        while ready is None:
+            select.select([outbox.fileno()], [], [], 60.0)
+            for msg in reader.read():
+                if len(msg) == 1:
+                    ready = time.perf_counter() - t
+            if reader.eof:
+                raise SystemExit("a worker died before it was ready")
+        out.append(ready)
+    for _t, proc, inbox, outbox, _reader in started:
+        inbox.send(("stop",))
+        proc.join(10.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5.0)
+        inbox.close()
+        outbox.close()
+        proc.close()
+    return out
+
+
+def floors(n: int) -> None:
+    """The floors under "first backtest within 1 s of launch", measured here and now."""
+    def timed(code: str) -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-P", "-c", code], check=True)
+        return time.perf_counter() - t
+
+    rows = {"python -c pass": [], "python -c 'import numpy, pandas'": [],
+            "one clean worker, start -> ready": [], "two at once, start -> both ready": []}
+    for _ in range(n):  # interleaved, so that load changes hit every row alike
+        rows["python -c pass"].append(timed("pass"))
+        rows["python -c 'import numpy, pandas'"].append(timed("import numpy, pandas"))
+        rows["one clean worker, start -> ready"].append(worker_ready_seconds(1)[0])
+        rows["two at once, start -> both ready"].append(max(worker_ready_seconds(2)))
+    print(f"\nfloors, medians of {n} (load average now: {loadavg()}):")
+    base = med(rows["python -c 'import numpy, pandas'"])
+    for label, xs in rows.items():
+        print(f"  {label:<36}{med(xs):>8.3f} s   {med(xs) / base:>5.2f}x numpy+pandas")
 
 
 def run_child(home: str, ticker: str, seed: int, trace: bool) -> dict[str, Any]:
@@ -121,6 +225,8 @@ def main() -> None:
     parser.add_argument("--ticker", default="GOOG")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strace", action="store_true", help="count fsync/fdatasync calls")
+    parser.add_argument("--floor", type=int, default=5,
+                        help="processes per floor measurement (0: skip)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -168,6 +274,15 @@ def main() -> None:
         print(f"{'fsync + fdatasync calls':<28}" + "".join(
             f"{med([r['syncs'] for r in v]):>24.0f}" for v in runs.values()))
     print("(times from launch: the parent's clock just before it starts the process)")
+    print("\nsecond run's timeline from launch (medians):")
+    timeline: dict[str, list[float]] = defaultdict(list)
+    for r in runs["second run"]:
+        for label, at in r["events"]:
+            timeline[label].append(at)
+    for label, ats in sorted(timeline.items(), key=lambda kv: med(kv[1])):
+        print(f"  {med(ats):>7.3f} s  {label}")
+    if args.floor > 0:
+        floors(args.floor)
 
 
 if __name__ == "__main__":
