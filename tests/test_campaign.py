@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from _results import comparable
@@ -114,9 +115,13 @@ def test_universe_input_is_checked_before_anything_is_created(tmp_path: Path) ->
             parse_universe(tickers, universe)
         assert "\n" not in str(exc.value)
     home = tmp_path / "home"
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(AlphaloopError, match="NOPE"):
         run_campaign(["GOOG", "NOPE"], home=home, **OPTIONS)
     assert not home.exists()
+    # the campaign's own pool started before the data was checked: it is gone again
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []
     with pytest.raises(ConfigError, match="campaign-max-variants"):
         run_campaign(["GOOG"], home=home, max_variants=0, **OPTIONS)
 

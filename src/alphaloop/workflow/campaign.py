@@ -215,22 +215,33 @@ def run_campaign(
     tickers = [t.upper() for t in tickers]
     if not tickers:
         raise ConfigError("a campaign needs at least one ticker")
-    for t in tickers:  # one line naming the ticker whose data cannot be used
-        split_bars(t, options.get("timeframe", "1d"), options.get("data_path"),
-                   options.get("start"), options.get("end"),
-                   options.get("in_sample_fraction", 0.7), adjust=options.get("adjust", True),
-                   min_trades=options.get("min_trades", 0))
-    root = resolve_home(None if home is None else str(home))
-    cid = "campaign_" + datetime.now(UTC).strftime("%Y%m%d_%H%M%S_") + secrets.token_hex(3)
-    _write_json(campaign_path(root, cid), {
-        "campaign_id": cid,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tickers": tickers,
-        "options": options,
-        "limits": {"max_variants": max_variants, "max_seconds": max_seconds},
-    })
+    # a pool of our own starts now: its workers import (about a second) while every ticker's
+    # data is checked and the workflows research, as `make_executor` starts a run's
+    pool = None if executor is not None else LocalPool(max_workers=workers)
+    try:
+        if pool is not None:
+            pool.start(run_task)
+        for t in tickers:  # one line naming the ticker whose data cannot be used
+            split_bars(t, options.get("timeframe", "1d"), options.get("data_path"),
+                       options.get("start"), options.get("end"),
+                       options.get("in_sample_fraction", 0.7),
+                       adjust=options.get("adjust", True),
+                       min_trades=options.get("min_trades", 0))
+        root = resolve_home(None if home is None else str(home))
+        cid = "campaign_" + datetime.now(UTC).strftime("%Y%m%d_%H%M%S_") + secrets.token_hex(3)
+        _write_json(campaign_path(root, cid), {
+            "campaign_id": cid,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tickers": tickers,
+            "options": options,
+            "limits": {"max_variants": max_variants, "max_seconds": max_seconds},
+        })
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
     return _drive(root, cid, tickers, {}, options, workers, executor, max_variants,
-                  max_seconds, on_event)
+                  max_seconds, on_event, own_pool=pool)
 
 
 def resume_campaign(
@@ -262,11 +273,11 @@ def resume_campaign(
 def _drive(root: Path, cid: str, tickers: list[str], existing: Mapping[str, str],
            options: Mapping[str, Any], workers: int | None, executor: Executor | None,
            max_variants: int | None, max_seconds: float | None,
-           on_event: Event | None) -> dict[str, Any]:
+           on_event: Event | None, own_pool: LocalPool | None = None) -> dict[str, Any]:
     from alphaloop.workflow.api import resume_workflow, run_workflow
 
     own = executor is None
-    pool = executor or LocalPool(max_workers=workers)
+    pool = executor or own_pool or LocalPool(max_workers=workers)
     n_workers = int(getattr(pool, "max_workers", workers or 1) or 1)
     mux = QueueMux(len(tickers))
     errors: dict[str, str] = {}
