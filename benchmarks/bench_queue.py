@@ -26,8 +26,8 @@
    40-backtest run on each backend has started the local pool's workers and each Dask worker's
    clean worker (kept across runs, as the pool keeps its workers), with their strategy
    processes, and loaded (Dask: shipped) the bars; the bare client.map is warmed the same way.
-   Not equalised: the local pool replaces each worker after 1,000 tasks (its default
-   ``max_tasks_per_worker``), which the 5,000 runs pay for; Dask's clean workers are not
+   The local pool replaces a worker after ``max_tasks_per_worker`` tasks (10,000 by default;
+   at the old 1,000 the 5,000 runs paid for replacements); Dask's clean workers are not
    recycled.
 
 Medians over ``--repeat`` runs are printed.

@@ -149,7 +149,10 @@ class LocalPool(Executor):
             once 5 tasks have finished, and at most ``max_task_timeout``.
         max_task_timeout: The longest a task may ever run (the timeout until it is derived).
         memory_limit: Address-space limit per worker in bytes (``RLIMIT_AS``); None: none.
-        max_tasks_per_worker: Replace a worker after this many tasks.
+        max_tasks_per_worker: Replace a worker after this many tasks (a worker runs only
+            alphaloop's code, strategy code runs in its strategy processes, and growth is
+            caught by ``max_worker_rss``: the count is a backstop, and each replacement
+            costs a new worker's start).
         max_worker_rss: Replace a worker whose resident memory exceeds this many bytes.
         cpu_threshold: Hold back additional tasks while CPU use *outside this pool* is above
             this fraction.
@@ -171,7 +174,7 @@ class LocalPool(Executor):
         task_timeout: float | None = None,
         max_task_timeout: float = 300.0,
         memory_limit: int | None = 2 * GiB,
-        max_tasks_per_worker: int = 1000,
+        max_tasks_per_worker: int = 10_000,
         max_worker_rss: int = 1 * GiB,
         cpu_threshold: float = 0.8,
         memory_threshold: float = 0.8,
