@@ -379,7 +379,8 @@ class LocalPool(Executor):
         A worker is a new interpreter that imports numpy, pandas and TA-Lib and warms up
         ``fn`` (its kernels) before it serves: about a second of start-up, which otherwise
         delays the first task of the first `run`. Started here, it overlaps whatever the
-        caller does next (the orchestrator starts the pool as research begins). `run` uses
+        caller does next (`make_executor` starts it at once; the orchestrator starts a pool
+        not yet started as research begins). `run` uses
         the workers started here; calling `start` again, or `run` with another ``fn``, is
         fine. Results do not depend on when workers start."""
         if self._closed:
