@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from alphaloop.execution import LocalPool
+from alphaloop.execution.task_runner import run_task
 from alphaloop.workflow.api import run_workflow
 from alphaloop.workflow.campaign import run_campaign
 
@@ -99,6 +100,7 @@ def main() -> None:
             for t in tickers:  # each with a pool of its own, started inside the timing
                 t0 = time.perf_counter()
                 with LocalPool(max_workers=args.workers) as pool:
+                    pool.start(run_task)  # as `alphaloop run` starts it (make_executor)
                     r = run_workflow(t, home=Path(tmp) / "one", executor=pool)
                 singles.append(time.perf_counter() - t0)
                 print(f"    alone: {t:6} {r['status']:8} {r['variants_tried']:3} variants "
