@@ -279,22 +279,34 @@ def _replace(source: str, stmt: ast.stmt, text: str) -> str:
 
 def library_names() -> list[str]:
     """Names of the strategies shipped in ``alphaloop/backtest/strategies/``, sorted."""
+    return list(_library_names())
+
+
+@lru_cache(maxsize=1)
+def _library_names() -> tuple[str, ...]:
+    # read once per process: the installed package does not change under a running process
+    # (a campaign's orchestrator asked ~400 times, each a directory listing)
     root = resources.files(_LIBRARY_PACKAGE)
-    return sorted(
+    return tuple(sorted(
         entry.name[:-3]
         for entry in root.iterdir()
         if entry.name.endswith(".py") and not entry.name.startswith("_")
-    )
+    ))
 
 
 def library_source(name: str) -> str:
     """Source text of library strategy ``name`` (`StrategyError` if there is none)."""
-    names = library_names()
+    names = _library_names()
     if name not in names:
         raise StrategyError(
-            f"unknown strategy {name!r}; {did_you_mean(name, names)}"
+            f"unknown strategy {name!r}; {did_you_mean(name, list(names))}"
             f"library strategies: {', '.join(names)} (or pass a path to a .py file)"
         )
+    return _library_text(name)
+
+
+@lru_cache(maxsize=64)
+def _library_text(name: str) -> str:
     return resources.files(_LIBRARY_PACKAGE).joinpath(f"{name}.py").read_text(encoding="utf-8")
 
 

@@ -48,6 +48,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -746,7 +747,7 @@ class ExperimentTracker:
 
     @staticmethod
     def _record(body: str, action: str | None) -> ExperimentRecord:
-        rec = ExperimentRecord.model_validate_json(body)
+        rec = _parse_record(body)
         return rec.model_copy(update={"action_taken": action}) if action else rec
 
     @staticmethod
@@ -760,6 +761,15 @@ class ExperimentTracker:
     def _action_line(experiment_id: str, action: str, details_json: str, decided: str) -> str:
         return _dumps({"kind": "action", "experiment_id": experiment_id, "action": action,
                        "details": json.loads(details_json), "decided_at": decided})
+
+
+@lru_cache(maxsize=8192)
+def _parse_record(body: str) -> ExperimentRecord:
+    """A stored record's body, parsed once per process: the orchestrator reads the whole
+    history several times a step, and validating it was a third of a campaign's own CPU.
+    Records are frozen, and a body is never rewritten in place, so equal text is an equal
+    record."""
+    return ExperimentRecord.model_validate_json(body)
 
 
 # --- text view -------------------------------------------------------------------------------
