@@ -32,6 +32,7 @@ import tempfile
 from multiprocessing.connection import Connection
 
 from alphaloop.execution._pipes import widen
+from alphaloop.execution._template import Forked
 
 __all__ = ["WorkerProcess", "start_interpreter", "start_worker"]
 
@@ -45,16 +46,25 @@ class WorkerProcess:
 
     def __init__(
         self,
-        popen: subprocess.Popen[bytes],
+        popen: subprocess.Popen[bytes] | Forked,
         sentinel: int,
         tmp_root: str,
         blind: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self._popen = popen
         self._blind = blind
-        self.pid = popen.pid
         self.sentinel = sentinel
         self.tmp_root = tmp_root
+
+    @property
+    def pid(self) -> int:
+        """The worker's pid (a forked one's once its template forked it: waits for that)."""
+        return self._popen.pid
+
+    @property
+    def forked(self) -> bool:
+        """Whether the worker was forked from this process's template (`_template`)."""
+        return isinstance(self._popen, Forked)
 
     @property
     def exitcode(self) -> int | None:
@@ -87,6 +97,8 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 os.close(self.sentinel)
         self.sentinel = -1
+        if isinstance(self._popen, Forked):
+            self._popen.release()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
 
 
@@ -143,9 +155,11 @@ def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, C
             (blind_end.fileno(),),
             env,
         )
-        popen = start_interpreter(
-            _BOOT, [str(inbox_r), str(outbox_w), limit, str(to_blind.fileno())], child_fds, env
-        )
+        popen = _from_template(child_fds, memory_limit or 0, tmp_root, sent_r)
+        if popen is None:
+            popen = start_interpreter(
+                _BOOT, [str(inbox_r), str(outbox_w), limit, str(to_blind.fileno())], child_fds, env
+            )
     except BaseException:
         if blind is not None:
             _end(blind, 0.0)
@@ -164,3 +178,18 @@ def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, C
     widen(outbox)
     inbox.send(("init", {"sys_path": list(sys.path), "parent": os.getpid()}))
     return WorkerProcess(popen, sent_r, tmp_root, blind), inbox, outbox
+
+
+def _from_template(
+    child_fds: tuple[int, ...], memory_limit: int, tmp_root: str, sentinel: int
+) -> Forked | None:
+    """The worker, forked from this process's template; None if there is none to use."""
+    from alphaloop.execution import _template
+
+    tpl = _template.shared()
+    if tpl is None:
+        return None
+    try:
+        return Forked(tpl, tpl.fork(child_fds, memory_limit, tmp_root), sentinel)
+    except OSError:
+        return None

@@ -118,7 +118,6 @@ class _Worker:
     proc: Any
     inbox: Connection
     outbox: Connection
-    pid: int
     outstanding: deque[Claim] = field(default_factory=deque)
     reader: Any = None  # FrameReader of the result pipe
     head_since: float = 0.0
@@ -130,6 +129,10 @@ class _Worker:
     fatal: bool = False
     stopping: bool = False
     dead: bool = False
+
+    @property
+    def pid(self) -> int:  # read when needed: a worker forked from a template gets it later
+        return int(self.proc.pid)
 
 
 @dataclass
@@ -255,7 +258,7 @@ class LocalPool(Executor):
     def _spawn(self) -> _Worker:
         proc, inbox_w, outbox_r = start_worker(self.memory_limit)
         w = _Worker(
-            proc=proc, inbox=inbox_w, outbox=outbox_r, pid=proc.pid, spawned_at=time.monotonic()
+            proc=proc, inbox=inbox_w, outbox=outbox_r, spawned_at=time.monotonic()
         )
         w.reader = FrameReader(outbox_r)
         if self._fn_msg is not None:

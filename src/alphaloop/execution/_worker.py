@@ -200,8 +200,15 @@ class _Unloadable:
         raise RuntimeError(f"cannot load the task function in the worker: {self.why}")
 
 
+_WARMED = False  # set once `_warm_up` ran (in a worker forked from `_template`: before the fork)
+
+
 def _warm_up() -> None:
     """Import and compile, once, what every strategy process forked from here will use."""
+    global _WARMED
+    if _WARMED:
+        return
+    _WARMED = True
     import numpy as np
     import pandas as pd
 
@@ -248,11 +255,42 @@ class _Inbox:
 def main() -> None:
     """Entry point of the worker program (see the module docstring)."""
     inbox_fd, outbox_fd, memory_limit = (int(a) for a in sys.argv[1:4])
-    if len(sys.argv) > 4:  # the socket to the blind worker `_launch` started beside this one
+    # the socket to the blind worker `_launch` started beside this one
+    blind_fd = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    serve(inbox_fd, outbox_fd, memory_limit, blind_fd)
+
+
+def prepare() -> None:
+    """What a worker does before its first message, and the imports and warm-up it does before
+    it says ready: `_template` runs this once, and the workers it forks skip it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in _NESTED_THREADS_ENV:
+        os.environ.setdefault(var, "1")
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
+    from alphaloop.execution import _blind, _jail, task_runner  # noqa: F401
+    from alphaloop.execution._task import BacktestTask  # noqa: F401
+
+    _warm_up()
+
+
+def serve(
+    inbox_fd: int,
+    outbox_fd: int,
+    memory_limit: int,
+    blind_fd: int | None,
+    parent: int | None = None,
+) -> None:
+    """Be a worker on these descriptors until told to stop (``parent``: exit at once unless
+    the process that started this one still runs; a forked worker's is its template)."""
+    if blind_fd is not None:
         from alphaloop.execution import _blind
 
-        _blind.set_companion(int(sys.argv[4]))
+        _blind.set_companion(blind_fd)
     die_with_parent()
+    if parent is not None and os.getppid() != parent:
+        os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in _NESTED_THREADS_ENV:
         os.environ.setdefault(var, "1")
