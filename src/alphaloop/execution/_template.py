@@ -55,16 +55,15 @@ _KILLED = -signal.SIGKILL  # what a worker's PR_SET_PDEATHSIG delivers when its 
 class Template:
     """The parent's handle on its template process (thread-safe)."""
 
-    def __init__(self) -> None:
-        from alphaloop.execution._confine import scrubbed_env
+    def __init__(self, env: dict[str, str]) -> None:
         from alphaloop.execution._launch import start_interpreter
 
+        self.env = env  # what it was started with: its workers' environment
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = _in_keeper(
                 lambda: start_interpreter(
-                    BOOT, [str(theirs.fileno()), str(os.getpid())], (theirs.fileno(),),
-                    scrubbed_env(),
+                    BOOT, [str(theirs.fileno()), str(os.getpid())], (theirs.fileno(),), env
                 )
             )
         except BaseException:
@@ -75,6 +74,7 @@ class Template:
         self.sock = mine
         self.sock.setblocking(False)
         self.forks = 0  # children the template reported forked
+        self.recent: deque[int] = deque(maxlen=256)  # their pids, the latest last
         self.dead = False
         self.error = ""  # why the last fork was refused
         self._lock = threading.Lock()
@@ -102,7 +102,8 @@ class Template:
                 raise OSError("the worker template is gone")
             self._next += 1
             rid = self._next
-            self._send({"op": "fork", "id": rid, "limit": memory_limit, "tmpdir": tmpdir}, fds)
+            msg = {"op": "fork", "id": rid, "limit": memory_limit, "tmpdir": tmpdir}
+            self._send({**msg, "cwd": os.getcwd()}, fds)
             return rid
 
     def kill(self, rid: int) -> None:
@@ -134,6 +135,7 @@ class Template:
                 if msg["op"] == "forked":
                     self._pids[msg["id"]] = msg["pid"]
                     self.forks += 1
+                    self.recent.append(msg["pid"])
                 elif msg["op"] == "error":
                     self.error = str(msg.get("error", ""))[:300]
                     self._pids[msg["id"]] = 0
@@ -144,6 +146,7 @@ class Template:
     def pid(self, rid: int, timeout: float = 120.0) -> int:
         """The pid of request ``rid``'s worker (0 if it was never forked)."""
         deadline = _now() + timeout
+        self.pump()
         while rid not in self._pids and not self.dead and _now() < deadline:
             self.pump(min(1.0, max(0.0, deadline - _now())))
         return self._pids.get(rid, 0)
@@ -178,10 +181,18 @@ class Forked:
     def __init__(self, template: Template, rid: int, sentinel: int) -> None:
         self.template, self.rid = template, rid
         self._sentinel = os.dup(sentinel)
+        self._code: int | None = None  # kept once known (the template forgets it on release)
+        self._released = False
+        self._pid: int | None = None
 
     @property
     def pid(self) -> int:
-        return self.template.pid(self.rid)
+        if self._pid is None:
+            pid = self.template.pid(self.rid, 0.0 if self._released else 120.0)
+            if not pid and self._released:
+                return 0
+            self._pid = pid
+        return self._pid
 
     def _gone(self, timeout: float | None) -> bool:
         if self._sentinel < 0:
@@ -192,12 +203,15 @@ class Forked:
             return True
 
     def poll(self) -> int | None:
+        if self._code is not None or self._released:
+            return self._code
         code = self.template.code(self.rid)
         if code is None and self._gone(0.0):  # exited: the template reports it at once
             deadline = _now() + 10.0
             while code is None and _now() < deadline:
                 self.template.pump(0.5)
                 code = self.template.code(self.rid)
+        self._code = code
         return code
 
     def wait(self, timeout: float | None = None) -> int:
@@ -212,6 +226,11 @@ class Forked:
         self.template.kill(self.rid)
 
     def release(self) -> None:
+        self.poll()
+        self.template.pump()
+        if self._pid is None and self.rid in self.template._pids:
+            self._pid = self.template._pids[self.rid]
+        self._released = True
         if self._sentinel >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._sentinel)
@@ -232,23 +251,28 @@ _SHARED_LOCK = threading.Lock()
 
 def shared() -> Template | None:
     """This process's template, started on first use; None if it is switched off
-    (``ALPHALOOP_WORKER_TEMPLATE=0``) or cannot be used (then a worker is a fresh interpreter)."""
+    (``ALPHALOOP_WORKER_TEMPLATE=0``) or cannot be used (then a worker is a fresh interpreter):
+    it died twice too often, or the environment a worker would get changed since it started
+    (a library reads some of it once, on import)."""
     global _SHARED, _RESTARTS
+    from alphaloop.execution._confine import scrubbed_env
+
     if os.environ.get("ALPHALOOP_WORKER_TEMPLATE", "1") == "0":
         return None
+    env = scrubbed_env()
     with _SHARED_LOCK:
         if _SHARED is not None and _SHARED[0] == os.getpid():
             tpl = _SHARED[1]
             tpl.pump()
             if not tpl.dead and tpl.proc.poll() is None:
-                return tpl
+                return tpl if tpl.env == env else None
             # dead: start another only if this one worked (a template that never forked is
             # broken here, and each attempt would cost every waiting worker a crash)
             if tpl.forks == 0 or _RESTARTS >= _MAX_RESTARTS:
                 return None
             _RESTARTS += 1
         try:
-            tpl = Template()
+            tpl = Template(env)
         except OSError:
             return None
         _SHARED = (os.getpid(), tpl)
@@ -413,6 +437,8 @@ def _child(sock: socket.socket, msg: dict[str, Any], fds: list[int], own: tuple[
         for fd in own:
             os.close(fd)
         _jail._close_other_fds({0, 1, 2, *fds})
+        with contextlib.suppress(OSError):  # where the parent is now, as a new worker would be
+            os.chdir(msg["cwd"])
         os.environ["TMPDIR"] = msg["tmpdir"]
         import tempfile
 
