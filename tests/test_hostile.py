@@ -523,7 +523,8 @@ class ProcessWatcher:
     """Polls the descendants of ``root``: anything deeper than worker -> strategy process, or
     any program that is not this Python, was spawned by strategy code."""
 
-    def __init__(self, root: int, worker_depth: int = 1) -> None:
+    def __init__(self, root: int, worker_depth: int = 2) -> None:
+        # workers are forked from the worker template (root -> template -> worker)
         self.root = root
         self.limit = worker_depth + 1  # the strategy processes' depth
         self.spawned: dict[int, str] = {}

@@ -6,17 +6,22 @@ threads (the reason the pool never forked the orchestrator), and no API key or o
 from the orchestrator's environment, which a forked process keeps in its memory where strategy
 code could read it. So the worker is a fresh ``python -P -c ...`` started with
 `_confine.scrubbed_env`; it then imports numpy, pandas, TA-Lib and the engine once, before any
-strategy process is forked from it.
+strategy process is forked from it. Those imports cost ~1.15 s of CPU, so they are paid once
+per process: the first `start_worker` starts a *worker template* (`_template`) the same clean
+way, and every worker is then forked from it (ready in milliseconds). Without a usable template
+(``ALPHALOOP_WORKER_TEMPLATE=0``, a changed environment, one that died too often) each worker
+is a fresh interpreter.
 
 The parent talks to it over two pipes (``multiprocessing.connection.Connection`` framing) and
 watches a third whose write end only the worker holds: it reads as end-of-file the moment the
 worker is gone (the classic sentinel pipe; portable, unlike pidfd). The worker's exit status
-is its ``Popen`` return code (negative: killed by that signal).
+is its ``Popen`` return code (negative: killed by that signal), or the same number as its
+template reaped it (`_template.Forked`).
 
 Beside each worker, `start_worker` starts its *blind worker* (`_blind`: the look-ahead check's
 cut runs, in processes that never hold market data), the same way, connected to the worker by
 a socket pair. It stays a bare interpreter until the worker's first look-ahead job. Both are
-children of the caller, so every strategy process is a grandchild of it; `WorkerProcess`
+descendants of the caller (a forked worker through its template); `WorkerProcess`
 kills, joins and reaps the two together (the blind worker also ends when the worker does).
 """
 

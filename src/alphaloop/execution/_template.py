@@ -74,6 +74,7 @@ class Template:
         self.sock = mine
         self.sock.setblocking(False)
         self.forks = 0  # children the template reported forked
+        self.users = 0  # forked workers not released yet
         self.recent: deque[int] = deque(maxlen=256)  # their pids, the latest last
         self.dead = False
         self.error = ""  # why the last fork was refused
@@ -104,6 +105,7 @@ class Template:
             rid = self._next
             msg = {"op": "fork", "id": rid, "limit": memory_limit, "tmpdir": tmpdir}
             self._send({**msg, "cwd": os.getcwd()}, fds)
+            self.users += 1
             return rid
 
     def kill(self, rid: int) -> None:
@@ -161,6 +163,7 @@ class Template:
 
     def forget(self, rid: int) -> None:
         with self._lock:
+            self.users -= 1
             self._pids.pop(rid, None)
             self._codes.pop(rid, None)
 
@@ -230,6 +233,8 @@ class Forked:
         self.template.pump()
         if self._pid is None and self.rid in self.template._pids:
             self._pid = self.template._pids[self.rid]
+        if self._released:
+            return
         self._released = True
         if self._sentinel >= 0:
             with contextlib.suppress(OSError):
@@ -244,38 +249,49 @@ def _now() -> float:
     return time.monotonic()
 
 
-_SHARED: tuple[int, Template] | None = None  # (pid of the process that started it, template)
+_SHARED: dict[tuple[tuple[str, str], ...], Template] = {}  # by the environment it serves
+_SHARED_PID = 0  # the process they belong to (a fork of it has none)
 _RESTARTS = 0
 _SHARED_LOCK = threading.Lock()
 
 
 def shared() -> Template | None:
-    """This process's template, started on first use; None if it is switched off
-    (``ALPHALOOP_WORKER_TEMPLATE=0``) or cannot be used (then a worker is a fresh interpreter):
-    it died twice too often, or the environment a worker would get changed since it started
-    (a library reads some of it once, on import)."""
-    global _SHARED, _RESTARTS
+    """This process's template for the environment a worker would get now, started on first
+    use (a library reads some of the environment once, on import, so a template serves only
+    the one it was started with; an idle template for another one is ended). None if it is
+    switched off (``ALPHALOOP_WORKER_TEMPLATE=0``) or died too often: then a worker is a fresh
+    interpreter."""
+    global _SHARED_PID, _RESTARTS
     from alphaloop.execution._confine import scrubbed_env
 
     if os.environ.get("ALPHALOOP_WORKER_TEMPLATE", "1") == "0":
         return None
     env = scrubbed_env()
+    key = tuple(sorted(env.items()))
     with _SHARED_LOCK:
-        if _SHARED is not None and _SHARED[0] == os.getpid():
-            tpl = _SHARED[1]
+        if os.getpid() != _SHARED_PID:
+            _SHARED.clear()
+            _SHARED_PID = os.getpid()
+        tpl = _SHARED.get(key)
+        if tpl is not None:
             tpl.pump()
             if not tpl.dead and tpl.proc.poll() is None:
-                return tpl if tpl.env == env else None
-            # dead: start another only if this one worked (a template that never forked is
-            # broken here, and each attempt would cost every waiting worker a crash)
+                return tpl
+            del _SHARED[key]
+            # start another only if this one worked (a template that never forked is broken
+            # here, and each attempt would cost every waiting worker a crash)
             if tpl.forks == 0 or _RESTARTS >= _MAX_RESTARTS:
                 return None
             _RESTARTS += 1
+        for other, idle in list(_SHARED.items()):
+            if idle.users == 0:
+                idle.close()
+                del _SHARED[other]
         try:
             tpl = Template(env)
         except OSError:
             return None
-        _SHARED = (os.getpid(), tpl)
+        _SHARED[key] = tpl
         return tpl
 
 

@@ -1,8 +1,9 @@
 """The program each local worker runs: a clean, single-threaded template process.
 
-Started by `_launch.start_worker` (a new interpreter with a scrubbed environment), it imports
-numpy, pandas, TA-Lib and the engine, compiles the engine's kernels, and then runs the tasks it
-is sent. It never runs strategy code itself: `task_runner.run_task` asks `_jail` to fork a
+Started by `_launch.start_worker` (a new interpreter with a scrubbed environment, or forked
+from the worker template `_template`, which did `prepare` once), it imports numpy, pandas,
+TA-Lib and the engine, compiles the engine's kernels, and then runs the tasks it is sent.
+It never runs strategy code itself: `task_runner.run_task` asks `_jail` to fork a
 kernel-confined child of this process for that, and measures the child's positions here, with
 prices the child never held. Forking is why the worker has no threads (a fork copies only the
 calling thread, and whatever locks the others held stay held in the child). The look-ahead
