@@ -108,15 +108,15 @@ def _watch_workers(events: list[tuple[str, float]]) -> None:
     def _spawn(self: Any) -> Any:
         t = time.time()
         w = spawn(self)
-        numbers[w.pid] = len(numbers) + 1
-        events.append((f"worker {numbers[w.pid]} started", t))
+        numbers[id(w)] = len(numbers) + 1  # (not w.pid: a forked worker's waits for the fork)
+        events.append((f"worker {numbers[id(w)]} started", t))
         return w
 
     def _read_results(self: Any, w: Any, *args: Any) -> Any:
         was = w.ready
         out = read(self, w, *args)
         if w.ready and not was:
-            events.append((f"worker {numbers.get(w.pid, '?')} ready", time.time()))
+            events.append((f"worker {numbers.get(id(w), '?')} ready", time.time()))
         return out
 
     LocalPool._spawn = _spawn  # type: ignore[method-assign]
