@@ -12,23 +12,30 @@
   :class:`TaskFailed` when it fails; :func:`confinement` — whether the kernel can confine.
 """
 
-from alphaloop.execution._base import Executor, OnResult, StopWhen, TaskFn
-from alphaloop.execution._confine import ConfinementError
-from alphaloop.execution._confine import availability as confinement
-from alphaloop.execution._home import resolve_home
-from alphaloop.execution._host import TaskFailed, run_once
-from alphaloop.execution._local import LocalPool
-from alphaloop.execution._probe import PsutilProbe, ResourceProbe
-from alphaloop.execution._queue import QUEUE_FILENAME, TaskQueue
-from alphaloop.execution._task import (
-    Attempt,
-    BacktestTask,
-    Claim,
-    FailureKind,
-    RetryPolicy,
-    RunSummary,
-    TaskState,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alphaloop.execution._base import Executor, OnResult, StopWhen, TaskFn
+    from alphaloop.execution._confine import ConfinementError
+    from alphaloop.execution._confine import availability as confinement
+    from alphaloop.execution._home import resolve_home
+    from alphaloop.execution._host import TaskFailed, run_once
+    from alphaloop.execution._local import LocalPool
+    from alphaloop.execution._probe import PsutilProbe, ResourceProbe
+    from alphaloop.execution._queue import QUEUE_FILENAME, TaskQueue
+    from alphaloop.execution._task import (
+        Attempt,
+        BacktestTask,
+        Claim,
+        FailureKind,
+        RetryPolicy,
+        RunSummary,
+        TaskState,
+    )
+    from alphaloop.execution.dask_backend import DaskBackend  # noqa: F401
 
 __all__ = [
     "QUEUE_FILENAME",
@@ -54,10 +61,43 @@ __all__ = [
     "run_once",
 ]
 
+# name -> (module, attribute): loaded on first use, so that importing one submodule (the
+# worker template, which `alphaloop run` starts before its other imports) costs nothing more
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Executor": ("_base", "Executor"),
+    "OnResult": ("_base", "OnResult"),
+    "StopWhen": ("_base", "StopWhen"),
+    "TaskFn": ("_base", "TaskFn"),
+    "ConfinementError": ("_confine", "ConfinementError"),
+    "confinement": ("_confine", "availability"),
+    "resolve_home": ("_home", "resolve_home"),
+    "TaskFailed": ("_host", "TaskFailed"),
+    "run_once": ("_host", "run_once"),
+    "LocalPool": ("_local", "LocalPool"),
+    "PsutilProbe": ("_probe", "PsutilProbe"),
+    "ResourceProbe": ("_probe", "ResourceProbe"),
+    "QUEUE_FILENAME": ("_queue", "QUEUE_FILENAME"),
+    "TaskQueue": ("_queue", "TaskQueue"),
+    "Attempt": ("_task", "Attempt"),
+    "BacktestTask": ("_task", "BacktestTask"),
+    "Claim": ("_task", "Claim"),
+    "FailureKind": ("_task", "FailureKind"),
+    "RetryPolicy": ("_task", "RetryPolicy"),
+    "RunSummary": ("_task", "RunSummary"),
+    "TaskState": ("_task", "TaskState"),
+    "DaskBackend": ("dask_backend", "DaskBackend"),
+}
+
 
 def __getattr__(name: str) -> object:
-    if name == "DaskBackend":
-        from alphaloop.execution.dask_backend import DaskBackend
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'alphaloop.execution' has no attribute {name!r}") from None
+    value = getattr(import_module(f"alphaloop.execution.{module}"), attr)
+    globals()[name] = value
+    return value
 
-        return DaskBackend
-    raise AttributeError(f"module 'alphaloop.execution' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
