@@ -3,6 +3,7 @@ its workers from that same template (one template per run, not two)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -68,10 +69,8 @@ def test_a_run_forks_its_workers_from_the_one_template_it_started_first(tmp_path
     while proc.poll() is None and time.monotonic() < deadline:
         for t in _templates_of(proc.pid):
             seen.add(t.pid)
-            try:
+            with contextlib.suppress(psutil.Error):
                 workers_seen = workers_seen or bool(t.children())
-            except psutil.Error:
-                pass
         time.sleep(0.02)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, 1), err.decode()
