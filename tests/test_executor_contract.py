@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,6 +26,12 @@ FAST = RetryPolicy(base=0.01, factor=2.0, cap=0.05, jitter=0.5)
 
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[object]:
+    with _dask_cluster() as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _dask_cluster() -> Iterator[object]:
     distributed = pytest.importorskip("distributed")
     import dask
 
@@ -292,15 +299,24 @@ def test_dask_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
     assert summary.failed_attempts == 4
 
 
+@pytest.fixture
+def two_dask_workers() -> Iterator[object]:
+    """A cluster of its own: the module's may be waiting for a nanny to restart a worker a
+    test before killed (under a loaded CI machine one never came back within 120 s), and a
+    split needs both workers."""
+    with _dask_cluster() as client:
+        client.wait_for_workers(2, timeout=120)  # type: ignore[attr-defined]
+        yield client
+
+
 def test_dask_straggler_batch_is_split_when_the_others_are_done(
-    dask_client: object, q: TaskQueue, tmp_path: Path
+    two_dask_workers: object, q: TaskQueue, tmp_path: Path
 ) -> None:
     """The first batch's head blocks until the four tasks behind it are recorded: only a
     split lets them run elsewhere (without one, the head would wait 60 s and they after it)."""
     from alphaloop.execution.dask_backend import DaskBackend
 
-    # a test before may have killed a worker: its nanny restarts it; a split needs both
-    dask_client.wait_for_workers(2, timeout=120)  # type: ignore[attr-defined]
+    dask_client = two_dask_workers
     head = task("slow", "block", tmp_path, seconds=60)
     tail = [task(i, "sleep", seconds=0.05) for i in range(4)]
     other = [task(i, "sleep", seconds=0.05) for i in range(4, 9)]
