@@ -9,6 +9,13 @@ run is), then the campaign, and reports the campaign's wall time over one ticker
 of the single runs; the target: at most 2.5) and over all the single runs together, with
 /proc/loadavg beside each measurement: on a shared machine read the ratios, not the seconds.
 
+With ``--cli``, each single run and the campaign are the real commands instead, each a fresh
+process as a user types it (``alphaloop run --ticker T`` five times, then ``alphaloop run
+--tickers ...``; new homes each repeat, so each pays its own tool checks as in-process): every
+one then pays the command's start (imports, the worker template's warm-up) once. In process,
+the worker template is warmed by the first run and shared by all the later ones, which makes
+a single run's share of start-up (and so the ratio) different from what a user sees.
+
 With ``--timeline``, where the campaign's workers idled, from each workflow's ``queue.db``
 (attempts: worker pid, start; a task ends at its commit or at the worker's next start,
 whichever is first): per worker, the share of the campaign busy; idle time split into the
@@ -89,7 +96,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tickers", default="AAPL,MSFT,IBM,GOOG,FB")
     ap.add_argument("--timeline", action="store_true", help="where the campaign's workers idled")
+    ap.add_argument("--cli", action="store_true", help="the real commands, fresh processes")
     args = ap.parse_args()
+    if args.cli:
+        return cli(args)
     tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
     one, many, total = [], [], []
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python "
@@ -125,6 +135,40 @@ def main() -> None:
     ratio = statistics.median(m / o for m, o in zip(many, one, strict=True))
     print(f"median: campaign / one ticker {ratio:.2f} (target <= 2.5), campaign / separate "
           f"runs {statistics.median(m / o for m, o in zip(many, total, strict=True)):.2f}")
+
+def cli(args: argparse.Namespace) -> None:
+    """``--cli``: the commands as a user runs them (see the module docstring)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("alphaloop", path=str(Path(sys.executable).parent))
+    command = [exe] if exe else [sys.executable, "-m", "alphaloop.cli"]
+    tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+    workers = ["--workers", str(args.workers)]
+
+    def run(home: Path, *what: str) -> float:
+        t0 = time.perf_counter()
+        done = subprocess.run([*command, "run", *what, *workers, "--home", str(home)],
+                              capture_output=True)
+        if done.returncode not in (0, 1):  # 1: no strategy passed
+            raise SystemExit(f"alphaloop run {' '.join(what)} failed: {done.stderr.decode()}")
+        return time.perf_counter() - t0
+
+    one, many = [], []
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, the commands, "
+          f"{args.workers} workers, tickers {','.join(tickers)}")
+    for k in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            singles = [run(Path(tmp) / "one", "--ticker", t) for t in tickers]
+            one.append(statistics.mean(singles))
+            many.append(run(Path(tmp) / "many", "--tickers", ",".join(tickers)))
+        print(f"run {k + 1}: one ticker (mean of {len(tickers)}) {one[-1]:.2f} s "
+              f"({', '.join(f'{s:.1f}' for s in singles)}), all separately {sum(singles):.1f} s;"
+              f" campaign {many[-1]:.2f} s; campaign / one ticker {many[-1] / one[-1]:.2f}, "
+              f"load {_load()}", flush=True)
+    ratio = statistics.median(m / o for m, o in zip(many, one, strict=True))
+    print(f"median: campaign / one ticker {ratio:.2f} (target <= 2.5)")
+
 
 if __name__ == "__main__":
     main()
