@@ -76,3 +76,11 @@ def test_a_run_forks_its_workers_from_the_one_template_it_started_first(tmp_path
     assert proc.returncode in (0, 1), err.decode()
     assert len(seen) == 1, seen  # one template, started at launch and used by the pool
     assert workers_seen
+
+
+def test_only_the_dask_backend_keeps_it_from_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[bool] = []
+    monkeypatch.setattr(_template, "shared", lambda: started.append(True))
+    _start_template(["run", "--data", "/srv/dask_prices", "--backend", "local"])
+    _start_template(["run", "--backend=dask"])
+    assert started == [True]

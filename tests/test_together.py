@@ -162,7 +162,6 @@ def test_the_library_batch_functions_equal_the_single_ones_bit_for_bit() -> None
         _fn, batch = grid.batch_function(s)
         for cut in (len(bars), 450, 37):
             part = bars.iloc[:cut]
-            out = grid._batch_positions(grid._call(batch, part, columns, name), cut, len(sets),
-                                        name)
+            out = grid.batch_positions(batch, part, columns, name)
             for j, p in enumerate(sets):
                 assert np.array_equal(out[j], s.positions(part, p)), (name, cut, p)

@@ -44,11 +44,13 @@ __all__ = [
     "BATCH_FUNCTION",
     "GridResult",
     "batch_function",
+    "batch_positions",
     "chunk_size",
     "evaluate_batch",
     "metric_columns",
     "param_columns",
     "run_batch",
+    "set_at",
 ]
 
 #: The optional function a vectorised strategy defines.
@@ -183,13 +185,14 @@ def _array(values: list[Any], spec: Any) -> np.ndarray:
     return out
 
 
-def _set_at(columns: Mapping[str, np.ndarray], j: int) -> dict[str, Any]:
+def set_at(columns: Mapping[str, np.ndarray], j: int) -> dict[str, Any]:
+    """Parameter set ``j`` of ``columns`` as plain Python values."""
     return {name: col[j].item() if isinstance(col[j], np.generic) else col[j]
             for name, col in columns.items()}
 
 
 def _describe_set(columns: Mapping[str, np.ndarray], j: int) -> str:
-    return ", ".join(f"{k}={v}" for k, v in _set_at(columns, j).items())
+    return ", ".join(f"{k}={v}" for k, v in set_at(columns, j).items())
 
 
 # -- the engine on many columns ---------------------------------------------------------------
@@ -352,6 +355,15 @@ def _call(fn: Callable[..., Any], data: pd.DataFrame, kwargs: Mapping[str, Any],
         raise sandbox.strategy_error_from_exception(exc, name) from exc
 
 
+def batch_positions(batch: Callable[..., Any], data: pd.DataFrame,
+                    columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """``(sets, bars)`` float64 positions of the vectorised strategy function ``batch`` on
+    ``data`` for every set of ``columns`` (one array per parameter, all of one length), its
+    result's shape and type checked; where `_positions` allows strategy code to run."""
+    k = len(next(iter(columns.values()))) if columns else 0
+    return _batch_positions(_call(batch, data, columns, name), len(data.index), k, name)
+
+
 def _batch_positions(out: object, n: int, k: int, name: str) -> np.ndarray:
     """The ``(n, k)`` result of a batch function as ``(k, n)`` float64 (no copy when it was
     built column by column, as the library's are)."""
@@ -403,12 +415,11 @@ def run_batch(
         hi = min(total, lo + step)
         if batch is not None:
             chunk = {name: col[lo:hi] for name, col in columns.items()}
-            targets = _batch_positions(_call(batch, data, chunk, strategy.name), n, hi - lo,
-                                       strategy.name)
+            targets = batch_positions(batch, data, chunk, strategy.name)
         else:
             targets = np.empty((hi - lo, n))
             for j in range(lo, hi):
-                out = _call(fn, data, _set_at(columns, j), strategy.name)
+                out = _call(fn, data, set_at(columns, j), strategy.name)
                 targets[j - lo] = _positions.validate_positions(out, data, strategy.name)
         parts.append(_measure(bars, targets, costs, strategy.name, columns, lo))
         if progress is not None:

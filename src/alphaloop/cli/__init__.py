@@ -9,6 +9,7 @@ exits with code 2, never with a traceback.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -91,8 +92,10 @@ def _start_template(args: list[str]) -> None:
     first backtest of a second `alphaloop run` 1.3 s after launch instead of 2.1 s). A guess
     from the words alone: a command that turns out to need none (bad input) just ends it.
     ``ALPHALOOP_EARLY_TEMPLATE=0``: the pool starts it, as before (the benchmark's reference)."""
-    if not args or args[0] not in _WORKER_COMMANDS or any(
-        a in ("--help", "-h") or "dask" in a for a in args
+    if not args or args[0] not in _WORKER_COMMANDS or "--help" in args or "-h" in args:
+        return
+    if "--backend=dask" in args or any(
+        a == "--backend" and b == "dask" for a, b in itertools.pairwise(args)
     ):
         return
     if os.environ.get("ALPHALOOP_EARLY_TEMPLATE", "1") == "0":  # the benchmark's reference

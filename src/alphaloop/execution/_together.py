@@ -97,12 +97,9 @@ def _run_group(group: list[BacktestTask]) -> dict[str, dict[str, Any]]:
     columns = grid.param_columns(strategy, [t.strategy_parameters for t in group])
     _fn, batch = grid.batch_function(strategy)
     assert batch is not None
-    n, k = len(bars.index), len(group)
-    out = grid._batch_positions(grid._call(batch, bars, columns, strategy.name), n, k,
-                                strategy.name)
-    positions = [_positions.validate_positions(out[j].copy(), bars, strategy.name)
-                 for j in range(k)]
-    lookahead: list[list[str]] = [[] for _ in range(k)]
+    out = grid.batch_positions(batch, bars, columns, strategy.name)
+    positions = [_positions.validate_positions(row.copy(), bars, strategy.name) for row in out]
+    lookahead: list[list[str]] = [[] for _ in positions]
     if first.check_lookahead:
         lookahead = _lookahead(strategy, batch, bars, columns, positions)
     return {
@@ -131,16 +128,15 @@ def _lookahead(strategy: Any, batch: Any, bars: Any, columns: dict[str, Any],
         part = bars.iloc[:length]
         try:
             sub = {name: col[sets] for name, col in columns.items()}
-            out = grid._batch_positions(grid._call(batch, part, sub, strategy.name), length,
-                                        len(sets), strategy.name)
-            answers: list[Any] = [out[i].copy() for i in range(len(sets))]
+            out = grid.batch_positions(batch, part, sub, strategy.name)
+            answers: list[Any] = [row.copy() for row in out]
         except StrategyError:  # whose? each set alone, as the single check asks
             answers = [None] * len(sets)
         for i, j in enumerate(sets):
             try:
                 got = answers[i]
                 if got is None:
-                    got = strategy.positions(part, grid._set_at(columns, j))
+                    got = strategy.positions(part, grid.set_at(columns, j))
                 else:
                     got = _positions.validate_positions(got, part, strategy.name)
             except StrategyError:
