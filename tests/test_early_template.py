@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from alphaloop.cli import _start_template
+from alphaloop._entry import start_template as _start_template
 from alphaloop.execution import _template
 
 
@@ -84,3 +84,21 @@ def test_only_the_dask_backend_keeps_it_from_starting(monkeypatch: pytest.Monkey
     _start_template(["run", "--data", "/srv/dask_prices", "--backend", "local"])
     _start_template(["run", "--backend=dask"])
     assert started == [True]
+
+
+def test_the_console_script_starts_it_before_importing_the_command() -> None:
+    """The point of `alphaloop._entry`: the template's ~1 s of imports overlaps the command's
+    own (typer, rich, pandas, the workflow), so none of them is loaded when it starts."""
+    probe = (
+        "import sys, psutil\n"
+        "from alphaloop._entry import start_template\n"
+        "start_template(['run', '--ticker', 'GOOG'])\n"
+        "heavy = sorted(m for m in ('typer', 'rich', 'pandas', 'numpy', 'alphaloop.cli',"
+        " 'alphaloop.workflow') if m in sys.modules)\n"
+        "kids = [' '.join(p.cmdline()) for p in psutil.Process().children()]\n"
+        "print(heavy, sum('_template as t' in k for k in kids))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "ALPHALOOP_EARLY_TEMPLATE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "1"]

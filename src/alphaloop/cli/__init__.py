@@ -8,8 +8,6 @@ exits with code 2, never with a traceback.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
 import os
 import sqlite3
@@ -20,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from alphaloop._entry import start_template
 from alphaloop.errors import AlphaloopError, clean_message, storage_problem
 
 app = typer.Typer(
@@ -81,35 +80,9 @@ def fail(message: object, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-# commands that run strategy code in local workers, forked from the worker template
-_WORKER_COMMANDS = frozenset({"run", "resume", "backtest", "grid", "report"})
-
-
-def _start_template(args: list[str]) -> None:
-    """Start the worker template (`alphaloop.execution._template`) now, before the imports of
-    the command, when the command will fork local workers from it: its ~1 s of imports and
-    warm-up then overlaps them instead of following them (`benchmarks/bench_launch.py`: the
-    first backtest of a second `alphaloop run` 1.3 s after launch instead of 2.1 s). A guess
-    from the words alone: a command that turns out to need none (bad input) just ends it.
-    ``ALPHALOOP_EARLY_TEMPLATE=0``: the pool starts it, as before (the benchmark's reference)."""
-    if not args or args[0] not in _WORKER_COMMANDS or "--help" in args or "-h" in args:
-        return
-    if "--backend=dask" in args or any(
-        a == "--backend" and b == "dask" for a, b in itertools.pairwise(args)
-    ):
-        return
-    if os.environ.get("ALPHALOOP_EARLY_TEMPLATE", "1") == "0":  # the benchmark's reference
-        return
-    from alphaloop.execution._template import shared
-
-    # a problem here: the first worker starts it (or falls back) and reports it
-    with contextlib.suppress(Exception):
-        shared()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
-    _start_template(sys.argv[1:] if argv is None else list(argv))
+    start_template(sys.argv[1:] if argv is None else list(argv))  # the console script did
     _register()
     _configure_logging()
     try:
