@@ -9,11 +9,15 @@ had not been sent yet:
   tasks are charged a failed attempt when its worker dies: Dask may have queued a second
   batch on that worker, which never ran),
 * ``("alive", None)`` while a clean worker starts (it imports for a second or more),
-* ``("results", [result, ...])`` at most every ``flush_seconds`` while results come.
+* ``("results", pickle of [result, ...])`` at most every ``flush_seconds`` while results
+  come.
 
 Each is sent as ``[batch key, kind, sent_at (this machine's wall clock), data]``. The messages
 are Dask events (``Worker.log_event`` on the backend's topic; the scheduler
-forwards them to the client that subscribed). The Dask task returns the results not yet sent.
+forwards them to the client that subscribed). Results travel as one opaque blob per flush,
+pickled once here and unpickled once by the orchestrator: as a list of tuples Dask checked,
+msgpacked and unpacked them again in the worker, the scheduler and the client. The Dask task
+returns the results not yet sent.
 A result is ``(task_id, attempt, ok, body, traceback, started_wall, elapsed, pid, kind)``.
 
 Where strategy code runs is unchanged: a task function marked ``needs_clean_worker``
@@ -40,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 import threading
 import time
@@ -127,7 +132,7 @@ class Stream:
     def flush_due(self) -> None:
         with self._lock:
             due = self.pending and time.monotonic() - self.since >= self.flush_seconds
-            if due and self.send("results", self.pending):
+            if due and self.send("results", pickle.dumps(self.pending, pickle.HIGHEST_PROTOCOL)):
                 self.pending = []
 
     def take(self) -> list[Result]:

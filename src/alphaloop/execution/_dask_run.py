@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import math
+import pickle
 import queue as queue_mod
 import time
 from dataclasses import dataclass, field
@@ -169,6 +170,8 @@ class Run:
         self.dry_until = 0.0
         now = time.monotonic()
         for key, kind, sent_at, data in msgs:
+            if kind == "results":
+                data = pickle.loads(data)  # from our Dask worker code (`Stream.flush_due`)
             b = self.batches.get(key)
             if b is None:
                 if kind == "results":  # of a batch given up on: its claims may still wait
