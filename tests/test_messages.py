@@ -117,3 +117,33 @@ def test_a_long_path_gives_up_its_middle_not_the_reason() -> None:
     assert text.startswith("workflow file /home/someone/deep/")
     assert " ... " in text and "exp_001_proposals.json cannot be used (no such file or " \
         "directory); resume cannot rebuild it: start the workflow again" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["run", "--variants", "abc"], ["--variants", "alphaloop run --help"]),
+        (["stauts"], ["stauts", "status"]),
+        (["run", "--tickr", "GOOG"], ["--tickr", "--ticker"]),
+        (["backtest"], ["strategy", "alphaloop backtest --help"]),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args: list[str], names: list[str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Mistyped commands and option values get the one line every other bad input gets
+    (typer would draw a box of several lines), naming the thing and where to read more."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    for name in names:
+        assert name in err, err
+
+
+def test_a_group_without_its_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["data"])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert "export" in out and err == ""

@@ -106,7 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     _register(args)
     _configure_logging()
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, prog_name="alphaloop", standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors: a bad option value, a typo
+        if not str(getattr(exc, "format_message", exc.__str__)()).strip():
+            sys.exit(getattr(exc, "exit_code", 2))  # a bare group: its help was the answer
+        fail(_usage_line(exc), getattr(exc, "exit_code", 2))
+    except typer.Abort:  # end of input at a prompt
+        fail("aborted", 1)
     except AlphaloopError as exc:
         fail(Exception.__str__(exc))  # the raw text: fail() escapes and caps the whole line
     except (OSError, sqlite3.Error) as exc:
@@ -117,3 +123,13 @@ def main(argv: list[str] | None = None) -> None:
         where = getattr(exc, "filename", None)
         fail(f"cannot write{f' {where}' if where else ''} ({what}); free some space or make "
              "the folder writable, then try again")
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) returns n here
+
+
+def _usage_line(exc: Exception) -> str:
+    """A usage error as one line (typer draws a box of several), with where to read more."""
+    text = getattr(exc, "format_message", exc.__str__)()
+    text = "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "alphaloop"
+    return f"{text} (see '{where} --help')"
