@@ -31,6 +31,7 @@ import contextlib
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,54 @@ def start_interpreter(
     )
 
 
+_TMP_PREFIX = "alphaloop-worker-"  # then <pid namespace>-<pid of the parent>-<random>
+_SWEPT = False
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:  # pragma: no cover - non-Linux
+        return "0"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale_folders() -> int:
+    """Remove the worker folders (`start_worker`'s ``TMPDIR``) of parents that died without
+    removing them (SIGKILL, a power cut); how many. Only this user's, and only those whose
+    parent was in this pid namespace (a container sharing ``/tmp`` numbers its own processes)
+    and is gone: a live parent's, or a reused pid's, stay. Done once per process."""
+    root, ns, removed = tempfile.gettempdir(), _pid_namespace(), 0
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    for name in names:
+        parts = name.removeprefix(_TMP_PREFIX).split("-")
+        if not name.startswith(_TMP_PREFIX) or len(parts) != 3 or parts[0] != ns:
+            continue
+        if not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        path = os.path.join(root, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, Connection]:
     """Start a worker (``alphaloop.execution._worker.main``) and its blind worker
     (``_blind.main``); returns the process, the pipe to send it messages and the pipe it
@@ -143,7 +192,11 @@ def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, C
 
     # the worker's TMPDIR, under which each strategy process gets its private folder:
     # traversable (not listable) by the unprivileged user a confined process may drop to
-    tmp_root = tempfile.mkdtemp(prefix="alphaloop-worker-")
+    global _SWEPT
+    if not _SWEPT:
+        _SWEPT = True
+        sweep_stale_folders()
+    tmp_root = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{_pid_namespace()}-{os.getpid()}-")
     os.chmod(tmp_root, 0o711)
     env = {**scrubbed_env(), "TMPDIR": tmp_root}
     inbox_r, inbox_w = os.pipe()
