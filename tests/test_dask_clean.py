@@ -66,12 +66,9 @@ def wait_for(path: Path, thread: threading.Thread) -> None:
     assert path.exists(), f"{path.name} never started"
 
 
-def test_batches_from_two_threads_share_one_clean_worker_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A batch submitted while another runs (all of its items fed) is fed behind it to the
-    same worker (no second worker starts) and each gets exactly its own results."""
-    monkeypatch.setattr(_dask_clean, "_FEED_SECONDS", 60.0)  # a backlog of up to 60 s
+def test_batches_from_two_threads_share_one_clean_worker_in_order(tmp_path: Path) -> None:
+    """A batch submitted while another runs is fed behind it to the same worker (no second
+    worker starts) and each gets exactly its own results."""
     run(items(1, "warm"))  # the worker is started
     first = items(20, "a", do="sleep", seconds=0.02, d=tmp_path)  # all fed at once
     second = items(10, "b")

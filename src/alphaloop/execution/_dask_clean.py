@@ -8,12 +8,9 @@ local pool worker runs, which forks the kernel-confined strategy processes;
 
 Each clean worker is driven by its own *pump* thread, which alone touches its process and
 pipes. A batch (`run`, in a Dask worker thread) hands its items to a clean worker as a `Job`
-and waits. The pump feeds the jobs' items in order, as a local pool feeds its workers: about
-`_FEED_SECONDS` of work at the task time it measures, topped up once half is left, so the
-worker's prefetch sees far ahead and keeps its strategy process busy. It passes the results to
-their batches' streams as it reads them; while items are queued behind the running one it
-reads them in bulk (`CleanWorker._slack`): one wake-up per result cost the Dask worker more
-CPU than anything else it did for a backtest.
+and waits. The pump feeds the jobs' items in order, in chunks of `_FEED` claims topped up when
+`_LOW` are left, so the worker's prefetch keeps its strategy process busy, and passes each
+result to its batch's stream as soon as it is read.
 
 **Batches overlap.** Once all of a batch's items are in its clean worker's pipe, the batch
 *secedes* from the Dask worker's thread pool (``distributed.secede``): Dask then starts the
@@ -47,7 +44,6 @@ from typing import Any
 
 from alphaloop.execution._base import describe_exit, format_seconds
 from alphaloop.execution._dask_batches import Stream, cut_at, failed
-from alphaloop.execution._schedule import batch_depth
 from alphaloop.execution._task import FailureKind
 
 __all__ = ["CleanWorker", "Job", "run"]
@@ -56,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 GiB = 1 << 30
 STARTUP_SECONDS = 120.0
-_FEED_SECONDS, _FEED_FIRST, _FEED_MAX = 0.05, 8, 256
+_FEED, _LOW = 24, 12
 _ALIVE_SECONDS = 1.0
 
 Item = tuple[str, int, str]
@@ -104,7 +100,6 @@ class CleanWorker:
         self._outbox: Any = None
         self._fn: bytes | None = None
         self.ready = False
-        self.task_seconds: float | None = None  # measured here (the feed depth, the slack)
         self._spawned = 0.0
         self.head_since = self.last_alive = 0.0
         self._wake_r, self._wake_w = os.pipe()
@@ -178,34 +173,16 @@ class CleanWorker:
                     out.append(job)
         return out
 
-    def _depth(self) -> int:
-        """Items to keep in the worker's pipe: ~``_FEED_SECONDS`` of work at the measured task
-        time (as a local pool worker's backlog), ``_FEED_FIRST`` before any was measured."""
-        if self.task_seconds is None:
-            return _FEED_FIRST
-        return batch_depth(self.task_seconds, _FEED_SECONDS, _FEED_MAX)
-
-    def _slack(self) -> float:
-        """Seconds the pump may leave results unread (as the local pool does): while the
-        worker has items queued behind the running one, reading a result earlier changes
-        nothing. Half the queued work, at most half the first job's ``flush_seconds``."""
-        ts = self.task_seconds
-        if ts is None or not self.ready or len(self.fed) < 2:
-            return 0.0
-        return min(self.fed[0][0].stream.flush_seconds / 2, (len(self.fed) - 1) * ts / 2)
-
     def _top_up(self) -> None:
-        """Feed the next chunk once the worker's backlog is down to half its depth (items cut
-        away are dropped): few, long messages, so its prefetch sees far ahead."""
-        depth = self._depth()
-        if len(self.fed) > depth // 2:
+        """Feed the next chunk if the worker's backlog is low (items cut away are dropped)."""
+        if len(self.fed) > _LOW:
             return
         with self.lock:
             if not self.jobs:
                 return
         self._ensure()
         chunks: list[tuple[Job, list[tuple[int, Item]]]] = []
-        room = depth - len(self.fed)
+        room = _FEED - len(self.fed)
         with self.lock:
             while self.jobs and room > 0:
                 job = self.jobs[0]
@@ -249,17 +226,12 @@ class CleanWorker:
         fds = [self._wake_r]
         wait: float | None = None
         if self.fed:
-            fds.append(self.proc.sentinel)
+            fds += [self.reader.fd, self.proc.sentinel]
             now = time.monotonic()
             if self.ready:
                 wait = self.head_since + self.fed[0][0].timeout - now
             else:
                 wait = _ALIVE_SECONDS - (now - self.last_alive)
-            quiet = self._slack()
-            if quiet > 0.0:  # sleep on a death or a new job only, then read what came
-                wait = min(wait, quiet)
-            else:
-                fds.append(self.reader.fd)
         for job in self._jobs():
             due = job.stream.due_in()
             if due is not None:
@@ -288,8 +260,6 @@ class CleanWorker:
         else:
             return
         self.head_since = time.monotonic()
-        ts = self.task_seconds
-        self.task_seconds = elapsed if ts is None else 0.8 * ts + 0.2 * elapsed
         job.stream.add((task_id, attempt, ok, body, tb, started, elapsed, self.proc.pid, kind))
         job.resolve()
 
