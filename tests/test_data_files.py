@@ -229,3 +229,38 @@ def test_export_no_adjust(tmp_path: Path) -> None:
     assert adjusted.exit_code == raw.exit_code == 0
     assert adjusted.stdout.splitlines()[1] == "2021-01-04,50.0,51.0,49.0,50.5,2000.0"
     assert raw.stdout.splitlines()[1] == "2021-01-04,100.0,102.0,98.0,101.0,1000.0"
+
+
+def test_a_thousands_separator_in_the_first_row_is_named_not_shifted(tmp_path: Path) -> None:
+    """pandas drops the fields a header does not name (only a warning), which shifts what is
+    left: '1,040.5' would read as open 1 and high 40.5. The line is named instead."""
+    path = tmp_path / "K.csv"
+    (bars() * 100).to_csv(path)
+    lines = path.read_text().splitlines()
+    date, first, *rest = lines[1].split(",")
+    lines[1] = ",".join([date, f"{float(first):,.2f}", *rest])
+    assert lines[1].count(",") == 6
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"K\.csv: line 2 has 7 fields but the header names 6; "
+                                        r"a number with a thousands separator"):
+        data.load("k", data_path=path)
+
+
+def test_a_delimiter_ending_every_line_is_harmless(tmp_path: Path) -> None:
+    path = tmp_path / "E.csv"
+    bars().to_csv(path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing for the user's terminal either
+        loaded = data.load("e", data_path=path)
+    pd.testing.assert_frame_equal(loaded, data.load("e", data_path=_plain(tmp_path)))
+
+
+def _plain(tmp_path: Path) -> Path:
+    path = tmp_path / "plain" / "E.csv"
+    path.parent.mkdir()
+    bars().to_csv(path)
+    return path

@@ -147,3 +147,20 @@ def test_a_group_without_its_command_shows_its_help(capsys: pytest.CaptureFixtur
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert "export" in out and err == ""
+
+
+def test_a_file_pandas_warns_about_is_still_one_line(tmp_path: Path) -> None:
+    """pandas' ParserWarning (a header with fewer fields than the rows) never reaches the
+    terminal beside the error: the error names the line instead."""
+    rows = ["date,open;high;low;close;volume"]
+    rows += [f"2021-01-{d:02d};1;2;0.5;1.5;100" for d in range(4, 30)]
+    path = tmp_path / "M.csv"
+    path.write_text("\n".join(rows) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "alphaloop.cli", "data", "export", "M", "--data", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "line 2 has 6 fields but the header names 5" in done.stderr
+    assert "header mixes ';' and ','" in done.stderr

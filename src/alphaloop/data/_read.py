@@ -178,6 +178,27 @@ def _header(path: Path, layout: _Layout | None) -> list[object] | None:
         return None
 
 
+def _check_longer_rows(path: Path, layout: _Layout) -> None:
+    """Raise if a line holds more fields than the header names and the extra ones are not
+    empty: pandas (``index_col=False``) drops them with only a warning, and what is left is
+    shifted values, such as a price written with a thousands separator (``1,040.5``). Empty
+    extra fields, as a delimiter at the end of every line leaves, are harmless."""
+    import csv
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding=layout.encoding, newline="") as handle:
+        rows = csv.reader(handle, delimiter=layout.delimiter)
+        header = next(rows, [])
+        for fields in rows:
+            if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
+                raise DataError(
+                    f"{path}: line {rows.line_num} has {len(fields)} fields but the header "
+                    f"names {len(header)}; a number with a thousands separator (1,040.5) or a "
+                    "stray delimiter? Remove it, quote the field, or name the extra column in "
+                    "the header"
+                )
+
+
 def _normal(name: object) -> str:
     text = str(name).replace("\ufeff", "").strip().lower()
     return ADJ_CLOSE if text in _ADJ_ALIASES else text
@@ -246,17 +267,21 @@ def _read(path: Path, layout: _Layout | None) -> RawBars:
     if header is not None:
         _check_repeats(file, header)
     try:
-        table = (
-            pd.read_csv(
-                path,
-                skip_blank_lines=False,
-                index_col=False,
-                sep=layout.delimiter,
-                encoding=layout.encoding,
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            table = (
+                pd.read_csv(
+                    path,
+                    skip_blank_lines=False,
+                    index_col=False,
+                    sep=layout.delimiter,
+                    encoding=layout.encoding,
+                )
+                if layout is not None
+                else pd.read_parquet(path)
             )
-            if layout is not None
-            else pd.read_parquet(path)
-        )
+        if layout is not None and any(w.category is pd.errors.ParserWarning for w in caught):
+            _check_longer_rows(path, layout)  # pandas dropped fields the header did not name
     except UnicodeDecodeError as exc:
         raise DataError(
             f"cannot read {file}: byte {exc.object[exc.start : exc.start + 1]!r} at offset "
