@@ -162,6 +162,6 @@ def test_the_library_batch_functions_equal_the_single_ones_bit_for_bit() -> None
         _fn, batch = grid.batch_function(s)
         for cut in (len(bars), 450, 37):
             part = bars.iloc[:cut]
-            out = grid.batch_positions(batch, part, columns, name)
+            out = grid.batch_positions(batch, part, columns, name, s.source)
             for j, p in enumerate(sets):
                 assert np.array_equal(out[j], s.positions(part, p)), (name, cut, p)

@@ -343,9 +343,10 @@ def batch_function(strategy: Any) -> tuple[Callable[..., Any], Callable[..., Any
 
 
 def _call(fn: Callable[..., Any], data: pd.DataFrame, kwargs: Mapping[str, Any],
-          name: str) -> Any:
-    from alphaloop.backtest import sandbox
+          name: str, source: str) -> Any:
+    from alphaloop.backtest import _positions, sandbox
 
+    _positions.seed_random(source, kwargs)
     try:
         # its own (copy-on-write) frame: what one call does to its data cannot reach the next
         return fn(data.copy(deep=False), **kwargs)
@@ -356,12 +357,13 @@ def _call(fn: Callable[..., Any], data: pd.DataFrame, kwargs: Mapping[str, Any],
 
 
 def batch_positions(batch: Callable[..., Any], data: pd.DataFrame,
-                    columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+                    columns: Mapping[str, np.ndarray], name: str, source: str) -> np.ndarray:
     """``(sets, bars)`` float64 positions of the vectorised strategy function ``batch`` on
     ``data`` for every set of ``columns`` (one array per parameter, all of one length), its
     result's shape and type checked; where `_positions` allows strategy code to run."""
     k = len(next(iter(columns.values()))) if columns else 0
-    return _batch_positions(_call(batch, data, columns, name), len(data.index), k, name)
+    return _batch_positions(_call(batch, data, columns, name, source), len(data.index), k,
+                            name)
 
 
 def _batch_positions(out: object, n: int, k: int, name: str) -> np.ndarray:
@@ -415,11 +417,11 @@ def run_batch(
         hi = min(total, lo + step)
         if batch is not None:
             chunk = {name: col[lo:hi] for name, col in columns.items()}
-            targets = batch_positions(batch, data, chunk, strategy.name)
+            targets = batch_positions(batch, data, chunk, strategy.name, strategy.source)
         else:
             targets = np.empty((hi - lo, n))
             for j in range(lo, hi):
-                out = _call(fn, data, set_at(columns, j), strategy.name)
+                out = _call(fn, data, set_at(columns, j), strategy.name, strategy.source)
                 targets[j - lo] = _positions.validate_positions(out, data, strategy.name)
         parts.append(_measure(bars, targets, costs, strategy.name, columns, lo))
         if progress is not None:

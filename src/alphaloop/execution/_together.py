@@ -97,7 +97,7 @@ def _run_group(group: list[BacktestTask]) -> dict[str, dict[str, Any]]:
     columns = grid.param_columns(strategy, [t.strategy_parameters for t in group])
     _fn, batch = grid.batch_function(strategy)
     assert batch is not None
-    out = grid.batch_positions(batch, bars, columns, strategy.name)
+    out = grid.batch_positions(batch, bars, columns, strategy.name, strategy.source)
     positions = [_positions.validate_positions(row.copy(), bars, strategy.name) for row in out]
     lookahead: list[list[str]] = [[] for _ in positions]
     if first.check_lookahead:
@@ -128,7 +128,7 @@ def _lookahead(strategy: Any, batch: Any, bars: Any, columns: dict[str, Any],
         part = bars.iloc[:length]
         try:
             sub = {name: col[sets] for name, col in columns.items()}
-            out = grid.batch_positions(batch, part, sub, strategy.name)
+            out = grid.batch_positions(batch, part, sub, strategy.name, strategy.source)
             answers: list[Any] = [row.copy() for row in out]
         except StrategyError:  # whose? each set alone, as the single check asks
             answers = [None] * len(sets)
