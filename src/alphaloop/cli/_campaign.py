@@ -106,10 +106,12 @@ def run_campaign_command(tickers: list[str], *, home: str | None, workers: int |
 
 def status_lines(root: Path) -> list[str]:
     """One line per campaign in the home: id, tickers, how many finished and passed."""
-    from alphaloop.workflow.campaign import campaign_result, list_campaigns
+    from alphaloop.workflow._campaign_ids import list_campaigns
 
     out = []
     for cid in list_campaigns(root):
+        from alphaloop.workflow.campaign import campaign_result
+
         try:
             r = campaign_result(cid, root)
         except Exception as exc:  # a damaged campaign file must not hide the others

@@ -549,10 +549,11 @@ def status(
     from alphaloop.workflow.state import StateManager, list_workflows, workflow_dir
 
     root = resolve_home(home, create=False)
-    from alphaloop.workflow.campaign import campaign_result, is_campaign_id
+    from alphaloop.workflow._campaign_ids import is_campaign_id
 
     if workflow_id and is_campaign_id(workflow_id):
         from alphaloop.cli._campaign import print_campaign
+        from alphaloop.workflow.campaign import campaign_result
 
         print_campaign(campaign_result(workflow_id, root), _out())
         return
@@ -623,9 +624,11 @@ def show(
     from alphaloop.workflow.tracker import TRACKER_DB, ExperimentTracker
 
     root = resolve_home(home, create=False)  # showing never creates a home folder
-    from alphaloop.workflow.campaign import campaign_result, is_campaign_id
+    from alphaloop.workflow._campaign_ids import is_campaign_id
 
     if is_campaign_id(workflow_id):
+        from alphaloop.workflow.campaign import campaign_result
+
         result = campaign_result(workflow_id, root)
         if as_json:
             typer.echo(json.dumps(result, default=str, indent=1))

@@ -42,11 +42,15 @@ from alphaloop.execution import LocalPool, resolve_home
 from alphaloop.execution._base import Executor
 from alphaloop.execution._shared import QueueMux, SharedExecutor, drive
 from alphaloop.execution.task_runner import run_task
+from alphaloop.workflow._campaign_ids import (
+    CAMPAIGNS_DIR,
+    is_campaign_id,
+    list_campaigns,
+)
 from alphaloop.workflow._dsr import deflated_sharpe_from_moments
 
 logger = logging.getLogger(__name__)
 
-CAMPAIGNS_DIR = "campaigns"
 MAX_TICKERS = 500
 
 Event = Callable[[str, str, dict[str, Any]], None]
@@ -55,10 +59,6 @@ Event = Callable[[str, str, dict[str, Any]], None]
 
 def campaign_path(home: Path, campaign_id: str) -> Path:
     return home / CAMPAIGNS_DIR / f"{campaign_id}.json"
-
-
-def is_campaign_id(name: str) -> bool:
-    return name.startswith("campaign_")
 
 
 def parse_universe(tickers: str | None, universe: str | None) -> list[str]:
@@ -120,13 +120,6 @@ def read_campaign(campaign_id: str, home: str | Path | None = None) -> dict[str,
         raise ConfigError(f"campaign file {path} is damaged (no ticker list)")
     doc["home"] = str(root)
     return doc
-
-
-def list_campaigns(home: Path) -> list[str]:
-    folder = home / CAMPAIGNS_DIR
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("campaign_*.json"))
 
 
 def members(home: Path, campaign_id: str) -> dict[str, str]:
