@@ -201,19 +201,11 @@ class _Client:
             self.sock, _COMPANION = socket.socket(fileno=_COMPANION), None
         else:
             from alphaloop.execution._confine import scrubbed_env
-            from alphaloop.execution._launch import start_interpreter
+            from alphaloop.execution._launch import start_paired
 
-            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             env = {**scrubbed_env(), "TMPDIR": tempfile.gettempdir()}
-            args = [str(theirs.fileno()), str(self.memory_limit or 0), str(os.getpid())]
-            try:
-                self.proc = start_interpreter(BOOT, args, (theirs.fileno(),), env)
-            except BaseException:
-                mine.close()
-                raise
-            finally:
-                theirs.close()
-            self.sock = mine
+            args = [str(self.memory_limit or 0), str(os.getpid())]
+            self.proc, self.sock = start_paired(BOOT, args, env)
         self.ready, self.started = False, time.monotonic()
         self.inbuf.clear()
         with contextlib.suppress(_Gone):  # a dead one is found when the answer is awaited

@@ -145,21 +145,13 @@ def _pid_namespace() -> str:
         return "0"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 def sweep_stale_folders() -> int:
     """Remove the worker folders (`start_worker`'s ``TMPDIR``) of parents that died without
     removing them (SIGKILL, a power cut); how many. Only this user's, and only those whose
     parent was in this pid namespace (a container sharing ``/tmp`` numbers its own processes)
     and is gone: a live parent's, or a reused pid's, stay. Done once per process."""
+    import psutil
+
     root, ns, removed = tempfile.gettempdir(), _pid_namespace(), 0
     try:
         names = os.listdir(root)
@@ -169,7 +161,7 @@ def sweep_stale_folders() -> int:
         parts = name.removeprefix(_TMP_PREFIX).split("-")
         if not name.startswith(_TMP_PREFIX) or len(parts) != 3 or parts[0] != ns:
             continue
-        if not parts[1].isdigit() or _alive(int(parts[1])):
+        if not parts[1].isdigit() or psutil.pid_exists(int(parts[1])):
             continue
         path = os.path.join(root, name)
         try:
@@ -180,6 +172,23 @@ def sweep_stale_folders() -> int:
             shutil.rmtree(path, ignore_errors=True)
             removed += 1
     return removed
+
+
+def start_paired(
+    boot: str, args: list[str], env: dict[str, str], kind: int = socket.SOCK_STREAM
+) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """`start_interpreter` with one end of a new socket pair of ``kind``, whose descriptor
+    number it is given as its first argument (before ``args``); returns the process and the
+    other end. Nothing leaks if the start fails."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, kind)
+    try:
+        proc = start_interpreter(boot, [str(theirs.fileno()), *args], (theirs.fileno(),), env)
+    except BaseException:
+        mine.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, mine
 
 
 def start_worker(memory_limit: int | None) -> tuple[WorkerProcess, Connection, Connection]:

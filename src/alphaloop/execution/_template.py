@@ -56,22 +56,12 @@ class Template:
     """The parent's handle on its template process (thread-safe)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        from alphaloop.execution._launch import start_interpreter
+        from alphaloop.execution._launch import start_paired
 
         self.env = env  # what it was started with: its workers' environment
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self.proc = _in_keeper(
-                lambda: start_interpreter(
-                    BOOT, [str(theirs.fileno()), str(os.getpid())], (theirs.fileno(),), env
-                )
-            )
-        except BaseException:
-            mine.close()
-            raise
-        finally:
-            theirs.close()
-        self.sock = mine
+        self.proc, self.sock = _in_keeper(
+            lambda: start_paired(BOOT, [str(os.getpid())], env, socket.SOCK_SEQPACKET)
+        )
         self.sock.setblocking(False)
         self.forks = 0  # children the template reported forked
         self.users = 0  # forked workers not released yet
