@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="alphaloop", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: a bad option value, a typo
-        if not str(getattr(exc, "format_message", exc.__str__)()).strip():
-            sys.exit(getattr(exc, "exit_code", 2))  # a bare group: its help was the answer
-        fail(_usage_line(exc), getattr(exc, "exit_code", 2))
+        line, code = _usage_line(exc), getattr(exc, "exit_code", 2)
+        if not line:
+            sys.exit(code)  # a bare group: its help was the answer
+        fail(line, code)
     except typer.Abort:  # end of input at a prompt
         fail("aborted", 1)
     except AlphaloopError as exc:
@@ -127,9 +128,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _usage_line(exc: Exception) -> str:
-    """A usage error as one line (typer draws a box of several), with where to read more."""
+    """A usage error as one line (typer draws a box of several), with where to read more;
+    empty if it says nothing."""
     text = getattr(exc, "format_message", exc.__str__)()
     text = "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    if not text:
+        return ""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "alphaloop"
     return f"{text} (see '{where} --help')"

@@ -108,10 +108,13 @@ def status_lines(root: Path) -> list[str]:
     """One line per campaign in the home: id, tickers, how many finished and passed."""
     from alphaloop.workflow._campaign_ids import list_campaigns
 
-    out = []
-    for cid in list_campaigns(root):
-        from alphaloop.workflow.campaign import campaign_result
+    ids = list_campaigns(root)
+    if not ids:
+        return []  # (the campaign runner, numpy with it, is not imported for nothing)
+    from alphaloop.workflow.campaign import campaign_result
 
+    out = []
+    for cid in ids:
         try:
             r = campaign_result(cid, root)
         except Exception as exc:  # a damaged campaign file must not hide the others
