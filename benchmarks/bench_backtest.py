@@ -65,6 +65,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _common import loadavg  # noqa: E402
 
 FAST_SLOW = range(2, 101)  # every fast < slow in 2..100: 99 * 98 / 2 = 4,851 pairs
 BT_FAST = range(5, 55, 5)  # backtesting.py subset: 10 x 5 = 50 pairs, all inside the grid
@@ -162,14 +163,6 @@ def grid_columns(allow_short: bool) -> dict[str, list[Any]]:
     """The same grid as one list of values per parameter (what ``alphaloop grid`` sends)."""
     sets = grid_params(allow_short)
     return {name: [p[name] for p in sets] for name in sets[0]}
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 # -- the cases -------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _common import loadavg
 
 from alphaloop.data import synthetic
 
@@ -171,13 +172,6 @@ def run_one(family: Family, seed: int, root: Path, alpha: float | None) -> dict[
         reason=result.get("reason"),
     )
     return row
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def _pct(x: float) -> str:

@@ -36,13 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import loadavg
+
 from alphaloop.backtest.strategy import library_source
 from alphaloop.execution import BacktestTask, LocalPool, TaskQueue
 from alphaloop.execution.task_runner import run_task, run_task_in_process
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def tasks(n: int, prefix: str, lookahead: bool = False, user: bool = False) -> list[BacktestTask]:

@@ -31,12 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
+from _common import loadavg
 
 
 def command() -> list[str]:

@@ -62,6 +62,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _common import loadavg
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback server (_llm_server.py)
 
@@ -150,10 +152,6 @@ def generate_positions(data, lookback=60, vol_window=20, threshold=0.0, target_v
     pos[:warm] = 0.0
     return pd.Series(np.clip(np.nan_to_num(pos), -1.0, 1.0), index=data.index)
 '''
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def version(name: str) -> str:

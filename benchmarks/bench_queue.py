@@ -47,6 +47,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _common import loadavg as _loadavg
+
 from alphaloop.execution import BacktestTask, LocalPool, TaskQueue
 
 CPU_THRESHOLD = 1.0
@@ -290,14 +292,6 @@ def bench_real(tmp: Path, repeat: int, ticker: str = "GOOG", n: int = 500) -> No
         f" ({_spread(ref)})"
     )
     print(f"real    speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x ({_spread(times)})")
-
-
-def _loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:  # pragma: no cover - not Linux
-        return "n/a"
 
 
 def bench_dask_real(tmp: Path, repeat: int, sizes: list[int], data: str) -> None:

@@ -32,12 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text(encoding="utf-8").strip()
-    except OSError:
-        return "n/a"
+from _common import loadavg
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:

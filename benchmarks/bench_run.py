@@ -29,14 +29,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from _common import loadavg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def cli_once(ticker: str, home: str) -> float:

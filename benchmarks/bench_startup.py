@@ -41,6 +41,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from _common import loadavg
+
 ORDER = ("setup", "INITIALIZATION", "TOOL_DEVELOPMENT", "RESEARCH_SWARM",
          "STRATEGY_DEVELOPMENT", "BACKTESTING", "QUALITY_GATE", "COMPLETED", "FAILED")
 
@@ -206,13 +208,6 @@ def run_child(home: str, ticker: str, seed: int, trace: bool) -> dict[str, Any]:
         data["syncs"] = calls
         os.unlink(strace_out)
     return data
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def med(xs: list[float]) -> float:

@@ -25,12 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
+from _common import loadavg
 
 
 def two_ready(template: bool) -> float:

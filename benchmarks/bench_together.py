@@ -32,13 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
+from _common import loadavg
 
 
 def tasks(batches: int, per_batch: int, seed: int, tag: str) -> list[Any]:
